@@ -1,0 +1,99 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * algo.h - the five rate-limit algorithms as pure functions of
+ * (limit parameters, state cell, now, cost).  No I/O, no clock, no locks, no
+ * allocation except the sliding log's ring (grown only in reserve()).  The
+ * Redis Lua code mirrors these functions line for line; any change here must
+ * be made there too, and the shared vector table (tests/vectors) proves it.
+ *
+ * Time is integer milliseconds.  Every intermediate stays below 2^53 given
+ * the bounds of sluice.h (limit*window_ms <= 2^52), so int64 here and Lua
+ * doubles there compute the same integers.
+ *
+ * A zeroed cell is the untouched state for every algorithm.
+ */
+#ifndef SLUICE_CORE_ALGO_H
+#define SLUICE_CORE_ALGO_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "sluice.h"
+
+/* Sliding-log ring of (time, cost) entries; owned by its cell. */
+typedef struct sluice__log sluice__log;
+
+/*
+ * The state of one limit for one key.  16 bytes, so a memory-store node with
+ * one token bucket stays within 64 bytes beyond its key.
+ */
+typedef union sluice__cell {
+    struct {
+        int64_t win; /* window index floor(t/W) the count belongs to */
+        int64_t n;   /* cost admitted in window win */
+    } fw;            /* fixed_window */
+    struct {
+        int64_t win;   /* index i of the current window */
+        uint32_t prev; /* cost admitted in window i-1 (<= L <= 1e9) */
+        uint32_t cur;  /* cost admitted in window i */
+    } sw;              /* sliding_window */
+    struct {
+        int64_t t_ms;   /* time of the last update */
+        int64_t excess; /* max(0, tat - t_ms) in units of 1/L ms: the queue q = excess/W */
+    } gcra;             /* token_bucket, leaky_bucket */
+    struct {
+        sluice__log *log; /* NULL when empty */
+        int64_t unused;
+    } sl;                 /* sliding_log */
+} sluice__cell;
+
+/**
+ * Evaluates a request of cost (0 = peek, judged as cost 1) at now against a
+ * cell without changing it.  Fills every field of d: allowed, limit,
+ * remaining (after this request, were it admitted), reset_after_ms (likewise),
+ * retry_after_ms, delay_ms, window_ms, algorithm.
+ */
+void sluice__algo_eval(const sluice_limit *lim, const sluice__cell *cell, int64_t now,
+                       int64_t cost, sluice_limit_decision *d);
+
+/**
+ * Makes sure commit() of this request cannot fail (grows the sliding-log
+ * ring).  Returns 0 or SLUICE_ENOMEM; the cell's meaning is unchanged.
+ */
+int sluice__algo_reserve(const sluice_limit *lim, sluice__cell *cell, int64_t now, int64_t cost);
+
+/** Consumes an admitted request of cost at now.  Call only after eval allowed it. */
+void sluice__algo_commit(const sluice_limit *lim, sluice__cell *cell, int64_t now, int64_t cost);
+
+/** True when the cell at now is indistinguishable from a zeroed one. */
+bool sluice__algo_idle(const sluice_limit *lim, const sluice__cell *cell, int64_t now);
+
+/** Milliseconds from now until the cell is idle (0 if it is). */
+int64_t sluice__algo_idle_after(const sluice_limit *lim, const sluice__cell *cell, int64_t now);
+
+/** Frees what a cell owns and zeroes it. */
+void sluice__algo_release(sluice__cell *cell);
+
+/**
+ * Decides a whole limit set all-or-nothing: every limit is evaluated; only
+ * if all allow is every cell committed.  Fills d (limits[], nlimits, the
+ * top-level fields via sluice__decision_combine, now_ms).  Returns 0, or
+ * SLUICE_ENOMEM with no cell changed.
+ */
+int sluice__decide_cells(const sluice_limit *limits, int n, sluice__cell *cells, int64_t now,
+                         int64_t cost, sluice_decision *d);
+
+/**
+ * Sets d's top-level fields from d->limits[0..nlimits): denied if any limit
+ * denies, from the denying limit with the largest retry_after (-1 largest);
+ * allowed from the limit with the least remaining; delay_ms the largest.
+ */
+void sluice__decision_combine(sluice_decision *d);
+
+/** Checks one limit against the bounds of sluice.h; 0 or SLUICE_ECONFIG with a reason. */
+int sluice__limit_check(const sluice_limit *lim, const char **why);
+
+/** Capacity of a limit: L for windows, B for buckets. */
+int64_t sluice__limit_capacity(const sluice_limit *lim);
+
+#endif /* SLUICE_CORE_ALGO_H */
