@@ -1,0 +1,204 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * cli_replay.c - `sluice replay`: decides a trace read on stdin, one line
+ * `TIME_MS RULE[@TIER] KEY [COST]` at a time, with now_ms = TIME_MS (the
+ * virtual clock replaces the store's clock, also in Redis).  Prints
+ * `allowed limit remaining reset_after_ms retry_after_ms delay_ms` tab-separated
+ * or one JSON object a line.  A bad line stops the replay with
+ * "line N: reason" on stderr and exit 2; output of the lines before it has
+ * already been written.
+ */
+#include <getopt.h>
+#include <string.h>
+
+#include "cli.h"
+
+/* Longest accepted input line, newline included: a key is at most 512 bytes. */
+#define REPLAY_LINE_MAX 2048
+#define REPLAY_FIELDS_MAX 4
+
+static const char replay_usage[] =
+    "usage: sluice replay --config FILE [--store URL] [--json]\n"
+    "  reads lines 'TIME_MS RULE[@TIER] KEY [COST]' on stdin ('#' starts a comment)\n"
+    "  TIME_MS: integer ms on a virtual clock that never goes backwards\n"
+    "  prints 'allowed limit remaining reset_after_ms retry_after_ms delay_ms'\n"
+    "  (tab-separated, allowed as 1/0) or one JSON object a line with --json\n"
+    "exit: 0 done, 2 bad flags, config or input line (reported as 'line N: reason')\n";
+
+typedef struct replay_state {
+    const sluice_config *cfg;
+    sluice_store *store;
+    bool json;
+    int64_t last_ms; /* -1 before the first line */
+} replay_state;
+
+/* Splits s in place on spaces and tabs; returns the field count or -1 if too many. */
+static int split_fields(char *s, char **f)
+{
+    int n = 0;
+    for (;;) {
+        while (*s == ' ' || *s == '\t')
+            s++;
+        if (!*s)
+            return n;
+        if (n == REPLAY_FIELDS_MAX)
+            return -1;
+        f[n++] = s;
+        while (*s && *s != ' ' && *s != '\t')
+            s++;
+        if (*s)
+            *s++ = '\0';
+    }
+}
+
+/* Decides one line; returns 0, or -1 after printing "line N: reason". */
+static int replay_line(replay_state *st, char *line, long lineno)
+{
+    char *hash = strchr(line, '#');
+    if (hash)
+        *hash = '\0';
+    char *f[REPLAY_FIELDS_MAX];
+    int n = split_fields(line, f);
+    if (n == 0)
+        return 0;
+    if (n < 0) {
+        fprintf(stderr, "line %ld: too many fields (want TIME_MS RULE[@TIER] KEY [COST])\n",
+                lineno);
+        return -1;
+    }
+    if (n < 3) {
+        fprintf(stderr, "line %ld: too few fields (want TIME_MS RULE[@TIER] KEY [COST])\n",
+                lineno);
+        return -1;
+    }
+    int64_t t;
+    if (cli_parse_i64(f[0], 0, INT64_MAX, &t) != 0 || f[0][0] == '+' || f[0][0] == '-') {
+        fprintf(stderr, "line %ld: TIME_MS '%s' is not a non-negative integer\n", lineno, f[0]);
+        return -1;
+    }
+    if (t < st->last_ms) {
+        fprintf(stderr, "line %ld: time %lld goes backwards (previous %lld)\n", lineno,
+                (long long)t, (long long)st->last_ms);
+        return -1;
+    }
+    int64_t cost = 1;
+    if (n == 4 && cli_parse_i64(f[3], 0, SLUICE_COST_MAX, &cost) != 0) {
+        fprintf(stderr, "line %ld: COST '%s' is not an integer in 0..%lld\n", lineno, f[3],
+                (long long)SLUICE_COST_MAX);
+        return -1;
+    }
+    char *rule = f[1];
+    char *tier = strchr(rule, '@');
+    if (tier) {
+        *tier++ = '\0';
+        if (!*tier || !*rule) {
+            fprintf(stderr, "line %ld: bad RULE@TIER\n", lineno);
+            return -1;
+        }
+    }
+
+    sluice_error err = {0};
+    sluice_match m;
+    memset(&m, 0, sizeof(m));
+    int rc = sluice_config_match_rule(st->cfg, rule, tier, f[2], strlen(f[2]), &m, &err);
+    if (rc != 0) {
+        fprintf(stderr, "line %ld: %s\n", lineno, err.msg[0] ? err.msg : sluice_strerror(rc));
+        return -1;
+    }
+    sluice_decision d;
+    memset(&d, 0, sizeof(d));
+    memset(&err, 0, sizeof(err));
+    rc = sluice_decide(st->store, st->cfg, &m, cost, t, &d, &err);
+    if (rc != 0) {
+        fprintf(stderr, "line %ld: %s\n", lineno, err.msg[0] ? err.msg : sluice_strerror(rc));
+        return -1;
+    }
+    st->last_ms = t;
+    if (st->json) {
+        if (cli_print_json(stdout, &d, m.rule, m.tier, m.key) != 0) {
+            fprintf(stderr, "line %ld: out of memory\n", lineno);
+            return -1;
+        }
+    } else {
+        printf("%d\t%" PRId64 "\t%" PRId64 "\t%" PRId64 "\t%" PRId64 "\t%" PRId64 "\n",
+               d.allowed ? 1 : 0, d.limit, d.remaining, d.reset_after_ms, d.retry_after_ms,
+               d.delay_ms);
+    }
+    return 0;
+}
+
+static int replay_run(replay_state *st, FILE *in)
+{
+    char buf[REPLAY_LINE_MAX];
+    long lineno = 0;
+    while (fgets(buf, sizeof(buf), in)) {
+        lineno++;
+        size_t len = strlen(buf);
+        if (len > 0 && buf[len - 1] == '\n') {
+            buf[--len] = '\0';
+        } else if (!feof(in)) {
+            fprintf(stderr, "line %ld: longer than %d bytes\n", lineno, REPLAY_LINE_MAX - 2);
+            return CLI_EXIT_USAGE;
+        }
+        if (len > 0 && buf[len - 1] == '\r')
+            buf[--len] = '\0';
+        if (memchr(buf, '\0', len) != NULL) {
+            fprintf(stderr, "line %ld: contains a NUL byte\n", lineno);
+            return CLI_EXIT_USAGE;
+        }
+        if (replay_line(st, buf, lineno) != 0)
+            return CLI_EXIT_USAGE;
+    }
+    if (ferror(in)) {
+        fprintf(stderr, "line %ld: read error\n", lineno + 1);
+        return CLI_EXIT_USAGE;
+    }
+    return CLI_EXIT_OK;
+}
+
+int cli_replay(int argc, char **argv)
+{
+    enum { O_CONFIG = 256, O_STORE, O_JSON, O_HELP };
+    static const struct option opts[] = {{"config", required_argument, NULL, O_CONFIG},
+                                          {"store", required_argument, NULL, O_STORE},
+                                          {"json", no_argument, NULL, O_JSON},
+                                          {"help", no_argument, NULL, O_HELP},
+                                          {NULL, 0, NULL, 0}};
+    const char *config = NULL, *url = NULL;
+    bool json = false;
+    optind = 1;
+    opterr = 0;
+    for (;;) {
+        int c = getopt_long(argc, argv, "", opts, NULL);
+        if (c == -1)
+            break;
+        switch (c) {
+        case O_CONFIG: config = optarg; break;
+        case O_STORE: url = optarg; break;
+        case O_JSON: json = true; break;
+        case O_HELP: fputs(replay_usage, stdout); return CLI_EXIT_OK;
+        default:
+            cli_errorf("replay", "unknown or incomplete option '%s'", argv[optind - 1]);
+            fputs(replay_usage, stderr);
+            return CLI_EXIT_USAGE;
+        }
+    }
+    if (optind < argc || !config) {
+        cli_errorf("replay", optind < argc ? "unexpected argument" : "--config FILE is required");
+        fputs(replay_usage, stderr);
+        return CLI_EXIT_USAGE;
+    }
+    sluice_config *cfg = NULL;
+    sluice_store *store = NULL;
+    if (cli_open("replay", config, url, &cfg, &store) != 0)
+        return CLI_EXIT_USAGE;
+    replay_state st = {.cfg = cfg, .store = store, .json = json, .last_ms = -1};
+    int status = replay_run(&st, stdin);
+    if (fflush(stdout) != 0 && status == CLI_EXIT_OK) {
+        cli_errorf("replay", "write error on standard output");
+        status = CLI_EXIT_USAGE;
+    }
+    sluice_store_close(store);
+    sluice_config_free(cfg);
+    return status;
+}
