@@ -143,7 +143,7 @@ static uint64_t now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-/* xorshift64*: the benchmark's key picker (rand() is banned and shared). */
+/* xorshift64*: the benchmark's key picker (libc random generators are banned and shared). */
 static uint64_t next_rand(uint64_t *s)
 {
     uint64_t x = *s;
