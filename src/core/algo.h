@@ -71,14 +71,27 @@ bool sluice__algo_idle(const sluice_limit *lim, const sluice__cell *cell, int64_
 /** Milliseconds from now until the cell is idle (0 if it is). */
 int64_t sluice__algo_idle_after(const sluice_limit *lim, const sluice__cell *cell, int64_t now);
 
-/** Frees what a cell owns and zeroes it. */
-void sluice__algo_release(sluice__cell *cell);
+/**
+ * Copies a cell (deep: the sliding log's ring too) into dst, which must not
+ * own anything.  Returns 0 or SLUICE_ENOMEM with dst zeroed.
+ */
+int sluice__algo_copy(const sluice_limit *lim, sluice__cell *dst, const sluice__cell *src);
+
+/**
+ * Frees what a cell owns and zeroes it.  Needs the limit: only a sliding-log
+ * cell owns memory, and in the other cells the same bytes are integers.
+ */
+void sluice__algo_release(const sluice_limit *lim, sluice__cell *cell);
 
 /**
  * Decides a whole limit set all-or-nothing: every limit is evaluated; only
  * if all allow is every cell committed.  Fills d (limits[], nlimits, the
- * top-level fields via sluice__decision_combine, now_ms).  Returns 0, or
- * SLUICE_ENOMEM with no cell changed.
+ * top-level fields via sluice__decision_combine, now_ms).  When the request
+ * is denied, the entries of the limits that would have allowed it describe
+ * their unchanged state (remaining and reset_after as for a peek, delay 0).
+ * Returns 0; SLUICE_ENOMEM with no cell changed; SLUICE_EINVAL (d untouched)
+ * when n is not 1..SLUICE_MAX_LIMITS, cost is not 0..SLUICE_COST_MAX or now
+ * is negative.
  */
 int sluice__decide_cells(const sluice_limit *limits, int n, sluice__cell *cells, int64_t now,
                          int64_t cost, sluice_decision *d);
@@ -86,7 +99,10 @@ int sluice__decide_cells(const sluice_limit *limits, int n, sluice__cell *cells,
 /**
  * Sets d's top-level fields from d->limits[0..nlimits): denied if any limit
  * denies, from the denying limit with the largest retry_after (-1 largest);
- * allowed from the limit with the least remaining; delay_ms the largest.
+ * allowed from the limit with the least remaining (first on ties).
+ * remaining is always the least remaining among the limits (so it stays
+ * tight when a denying limit has more left than an allowing one); delay_ms
+ * is the largest delay when allowed and 0 when denied.  decided_by is set.
  */
 void sluice__decision_combine(sluice_decision *d);
 
