@@ -39,7 +39,7 @@ expect_rc() {
 # json_get EXPR: evaluates a Python expression on j = the JSON in $tmp/out.
 json_get() {
   /usr/bin/python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))' \
-    "$tmp/out" "$1" 2>&1
+    "$tmp/out" "$1" 2>&1 | tail -n 1
 }
 
 # expect_json EXPR WANT DESCRIPTION
@@ -227,13 +227,13 @@ cat >"$tmp/trace" <<'EOF2'
 
 60000 login ip:a
 60000 login ip:b 0
-100 api user:1
-100 api user:1 5
-100 api user:1 6
-200 api user:1 4
-250 tiered@premium ip:z 100
-250 tiered@premium ip:z
-250 tiered@gold ip:y 2
+60100 api user:1
+60100 api user:1 5
+60100	api	user:1	6
+60200 api user:1 4
+60250 tiered@premium ip:z 100
+60250 tiered@premium ip:z
+60250 tiered@gold ip:y 2
 EOF2
 cat >"$tmp/trace.want" <<'EOF2'
 1	1	0	60000	0	0
