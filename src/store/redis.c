@@ -1,0 +1,447 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * redis.c - the redis:// and redis+sentinel:// store: opening, the blocking
+ * decision path, ping, and the ops table.  The asynchronous path for event
+ * loops lives in redis_async.c, Sentinel discovery in sentinel.c.
+ *
+ * The blocking path serves any number of threads with a small pool of
+ * hiredis contexts, each used under its own mutex.  A thread takes the first
+ * free context (trylock round-robin) and waits, bounded by its deadline, only
+ * when all are busy.  Every socket operation is bounded: connect by the time
+ * left, reads and writes by SO_RCVTIMEO/SO_SNDTIMEO.  A context that failed
+ * is dropped and its slot stays down for a backoff (10 ms doubling to 1 s)
+ * during which decisions on it fail at once with SLUICE_ESTORE, so a dead
+ * server costs one timeout per slot per backoff, not one per decision.
+ * store.c applies on_store_error to those failures; this file never decides
+ * on its own, never logs, and never puts the password in a message.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "store/redis_int.h"
+#include "store/redis_lua.h"
+#include "util/alloc.h"
+
+int64_t sluice__redis_mono_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+uint64_t sluice__redis_addr(sluice__redis *r, char *host, size_t size, int *port)
+{
+    pthread_mutex_lock(&r->addr_mu);
+    snprintf(host, size, "%s", r->host);
+    *port = r->port;
+    uint64_t gen = atomic_load(&r->gen);
+    pthread_mutex_unlock(&r->addr_mu);
+    return gen;
+}
+
+void sluice__redis_set_addr(sluice__redis *r, const char *host, int port)
+{
+    pthread_mutex_lock(&r->addr_mu);
+    if (strcmp(r->host, host) != 0 || r->port != port) {
+        snprintf(r->host, sizeof(r->host), "%s", host);
+        r->port = port;
+        atomic_fetch_add(&r->gen, 1);
+    }
+    pthread_mutex_unlock(&r->addr_mu);
+}
+
+void sluice__redis_suspect(sluice__redis *r)
+{
+    if (r->snt)
+        sluice__sentinel_kick(r->snt);
+}
+
+/* ---- one blocking context -------------------------------------------- */
+
+static struct timeval tv_ms(int64_t ms)
+{
+    if (ms < 1)
+        ms = 1;
+    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000)};
+    return tv;
+}
+
+static int64_t left_ms(int64_t deadline_us)
+{
+    int64_t us = deadline_us - sluice__redis_mono_us();
+    return us <= 0 ? 0 : (us + 999) / 1000;
+}
+
+static int io_error(sluice_error *err, redisContext *c)
+{
+    bool to = c->err == REDIS_ERR_IO && (errno == EAGAIN || errno == EWOULDBLOCK ||
+                                        strstr(c->errstr, "temporarily unavailable") ||
+                                        strstr(c->errstr, "timed out"));
+    if (to)
+        return sluice__redis_error(err, SLUICE_ETIMEOUT, "timed out", NULL);
+    return sluice__redis_error(err, SLUICE_ESTORE, "connection error", c->errstr);
+}
+
+static void slot_drop(sluice__redis_slot *s)
+{
+    if (s->c) {
+        redisFree(s->c);
+        s->c = NULL;
+    }
+    if (s->backoff_ms < SLUICE_REDIS_BACKOFF_MIN_MS)
+        s->backoff_ms = SLUICE_REDIS_BACKOFF_MIN_MS;
+    s->retry_at_us = sluice__redis_mono_us() + (int64_t)s->backoff_ms * 1000;
+    s->backoff_ms *= 2;
+    if (s->backoff_ms > SLUICE_REDIS_BACKOFF_MAX_MS)
+        s->backoff_ms = SLUICE_REDIS_BACKOFF_MAX_MS;
+}
+
+static int set_io_timeout(sluice__redis_slot *s, int64_t ms, sluice_error *err)
+{
+    if (ms < 1)
+        return sluice__redis_error(err, SLUICE_ETIMEOUT, "timed out", NULL);
+    if (s->io_timeout_ms == (int)ms)
+        return 0;
+    if (redisSetTimeout(s->c, tv_ms(ms)) != REDIS_OK)
+        return sluice__redis_error(err, SLUICE_ESTORE, "setting socket timeouts failed", NULL);
+    s->io_timeout_ms = (int)ms;
+    return 0;
+}
+
+/* Reads one reply; NULL with err set on failure. */
+static redisReply *read_reply(redisContext *c, sluice_error *err)
+{
+    void *reply = NULL;
+    if (redisGetReply(c, &reply) != REDIS_OK || !reply) {
+        io_error(err, c);
+        return NULL;
+    }
+    return reply;
+}
+
+/*
+ * Connects slot s within the deadline and prepares the connection: AUTH,
+ * SELECT, SCRIPT LOAD (and ROLE behind Sentinel), pipelined in one round trip.
+ */
+static int slot_connect(sluice__redis *r, sluice__redis_slot *s, int64_t deadline_us,
+                        sluice_error *err)
+{
+    char host[SLUICE_REDIS_HOST_MAX];
+    int port;
+    uint64_t gen = sluice__redis_addr(r, host, sizeof(host), &port);
+    if (!host[0])
+        return sluice__redis_error(err, SLUICE_ESTORE, "master address unknown (Sentinel)", NULL);
+    int64_t ms = left_ms(deadline_us);
+    if (ms < 1)
+        return sluice__redis_error(err, SLUICE_ETIMEOUT, "timed out", NULL);
+    redisContext *c = redisConnectWithTimeout(host, port, tv_ms(ms));
+    if (!c)
+        return sluice__redis_error(err, SLUICE_ENOMEM, "out of memory", NULL);
+    if (c->err) {
+        int rc = io_error(err, c);
+        if (rc == SLUICE_ESTORE)
+            sluice__redis_error(err, rc, "connect failed", c->errstr);
+        redisFree(c);
+        sluice__redis_suspect(r);
+        return rc;
+    }
+    s->c = c;
+    s->gen = gen;
+    s->io_timeout_ms = 0;
+    int rc = set_io_timeout(s, left_ms(deadline_us), err);
+    if (rc)
+        return rc;
+
+    int nreplies = 0;
+    if (r->password) {
+        if (r->user)
+            redisAppendCommand(c, "AUTH %s %s", r->user, r->password);
+        else
+            redisAppendCommand(c, "AUTH %s", r->password);
+        nreplies++;
+    }
+    if (r->db) {
+        redisAppendCommand(c, "SELECT %d", r->db);
+        nreplies++;
+    }
+    redisAppendCommand(c, "SCRIPT LOAD %b", sluice__redis_lua, sluice__redis_lua_len);
+    nreplies++;
+    if (r->sentinel) {
+        redisAppendCommand(c, "ROLE");
+        nreplies++;
+    }
+    for (int i = 0; i < nreplies; i++) {
+        redisReply *rep = read_reply(c, err);
+        if (!rep)
+            return err ? err->code : SLUICE_ESTORE;
+        int bad = 0;
+        if (rep->type == REDIS_REPLY_ERROR) {
+            /* AUTH errors name no secret, but keep to the first word to be sure. */
+            sluice__redis_error(err, SLUICE_ESTORE, "connection setup refused", rep->str);
+            bad = 1;
+        } else if (r->sentinel && i == nreplies - 1) {
+            if (rep->type != REDIS_REPLY_ARRAY || rep->elements < 1 ||
+                rep->element[0]->type != REDIS_REPLY_STRING ||
+                strcmp(rep->element[0]->str, "master") != 0) {
+                sluice__redis_error(err, SLUICE_ESTORE, "Sentinel's master is not a master",
+                                    NULL);
+                sluice__redis_suspect(r);
+                bad = 1;
+            }
+        }
+        freeReplyObject(rep);
+        if (bad)
+            return SLUICE_ESTORE;
+    }
+    return 0;
+}
+
+/* Runs op on a connected slot: EVALSHA, and on NOSCRIPT one SCRIPT LOAD + EVALSHA. */
+static int slot_decide(sluice__redis *r, sluice__redis_slot *s, const sluice__op *op,
+                       int64_t deadline_us, sluice_decision *out, sluice_error *err)
+{
+    char *cmd;
+    long len = sluice__redis_format(r, op, false, &cmd);
+    if (len < 0)
+        return sluice__redis_error(err, (int)len, "cannot build the command", NULL);
+    int rc = set_io_timeout(s, left_ms(deadline_us), err);
+    if (rc) {
+        redisFreeCommand(cmd);
+        return rc;
+    }
+    redisAppendFormattedCommand(s->c, cmd, (size_t)len);
+    redisReply *rep = read_reply(s->c, err);
+    if (rep && sluice__redis_is_noscript(rep)) {
+        /* SCRIPT FLUSH, a restart or a failover: load and retry, one round trip */
+        freeReplyObject(rep);
+        rep = NULL;
+        rc = set_io_timeout(s, left_ms(deadline_us), err);
+        if (rc == 0) {
+            redisAppendCommand(s->c, "SCRIPT LOAD %b", sluice__redis_lua, sluice__redis_lua_len);
+            redisAppendFormattedCommand(s->c, cmd, (size_t)len);
+            redisReply *load = read_reply(s->c, err);
+            if (load) {
+                freeReplyObject(load);
+                rep = read_reply(s->c, err);
+            }
+        }
+    }
+    redisFreeCommand(cmd);
+    if (!rep)
+        return err && err->code ? err->code : SLUICE_ESTORE;
+    if (sluice__redis_is_moved_master(rep)) {
+        sluice__redis_error(err, SLUICE_ESTORE, "server is not a writable master", rep->str);
+        freeReplyObject(rep);
+        sluice__redis_suspect(r);
+        return SLUICE_ESTORE;
+    }
+    rc = sluice__redis_parse(rep, op, out, err);
+    freeReplyObject(rep);
+    /* an error reply leaves the connection usable: report it, keep the context */
+    return rc == 0 ? 0 : 1;
+}
+
+/* Locks a slot within the deadline; returns it, or NULL with err set. */
+static sluice__redis_slot *slot_take(sluice__redis *r, int64_t deadline_us, sluice_error *err)
+{
+    unsigned start = atomic_fetch_add(&r->next_slot, 1);
+    for (unsigned i = 0; i < SLUICE_REDIS_POOL; i++) {
+        sluice__redis_slot *s = &r->slots[(start + i) % SLUICE_REDIS_POOL];
+        if (pthread_mutex_trylock(&s->mu) == 0)
+            return s;
+    }
+    sluice__redis_slot *s = &r->slots[start % SLUICE_REDIS_POOL];
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    int64_t ns = ts.tv_nsec + (deadline_us - sluice__redis_mono_us()) * 1000;
+    if (ns < 0)
+        ns = 0;
+    ts.tv_sec += (time_t)(ns / 1000000000);
+    ts.tv_nsec = (long)(ns % 1000000000);
+    if (pthread_mutex_timedlock(&s->mu, &ts) != 0) {
+        sluice__redis_error(err, SLUICE_ETIMEOUT, "timed out waiting for a connection", NULL);
+        return NULL;
+    }
+    return s;
+}
+
+/* Runs op with the blocking pool; out is NULL for a ping. */
+static int run(sluice__redis *r, const sluice__op *op, sluice_decision *out, sluice_error *err)
+{
+    int64_t deadline_us = sluice__redis_mono_us() + (int64_t)r->timeout_ms * 1000;
+    sluice__redis_slot *s = slot_take(r, deadline_us, err);
+    if (!s)
+        return SLUICE_ETIMEOUT;
+    int rc;
+    if (s->c && (s->c->err || s->gen != atomic_load(&r->gen))) {
+        redisFree(s->c);
+        s->c = NULL;
+        s->retry_at_us = 0;
+    }
+    if (!s->c) {
+        if (sluice__redis_mono_us() < s->retry_at_us) {
+            rc = sluice__redis_error(err, SLUICE_ESTORE, "server unreachable, reconnecting",
+                                     NULL);
+            goto out_unlock;
+        }
+        rc = slot_connect(r, s, deadline_us, err);
+        if (rc) {
+            slot_drop(s);
+            goto out_unlock;
+        }
+    }
+    if (out) {
+        rc = slot_decide(r, s, op, deadline_us, out, err);
+    } else {
+        rc = set_io_timeout(s, left_ms(deadline_us), err);
+        redisReply *rep = rc ? NULL : redisCommand(s->c, "PING");
+        if (!rep && !rc)
+            rc = io_error(err, s->c);
+        else if (rep && rep->type == REDIS_REPLY_ERROR)
+            rc = sluice__redis_error(err, SLUICE_ESTORE, "PING refused", rep->str);
+        if (rep)
+            freeReplyObject(rep);
+    }
+    if (rc == 1) {
+        rc = SLUICE_ESTORE;
+    } else if (rc) {
+        slot_drop(s);
+    } else {
+        s->backoff_ms = 0;
+    }
+out_unlock:
+    pthread_mutex_unlock(&s->mu);
+    return rc;
+}
+
+/* ---- ops ------------------------------------------------------------- */
+
+static void redis_close(void *impl)
+{
+    sluice__redis *r = impl;
+    if (!r)
+        return;
+    sluice__sentinel_stop(r->snt);
+    for (int i = 0; i < SLUICE_REDIS_POOL; i++) {
+        if (r->slots[i].c)
+            redisFree(r->slots[i].c);
+        pthread_mutex_destroy(&r->slots[i].mu);
+    }
+    pthread_mutex_destroy(&r->addr_mu);
+    sluice__free(r->user);
+    if (r->password) {
+        memset(r->password, 0, strlen(r->password));
+        sluice__free(r->password);
+    }
+    sluice__free(r);
+}
+
+static int parse_db(const char *path, int *db)
+{
+    *db = 0;
+    if (!path || !*path)
+        return 0;
+    char *end;
+    errno = 0;
+    long v = strtol(path, &end, 10);
+    if (errno || *end || v < 0 || v > 65535)
+        return -1;
+    *db = (int)v;
+    return 0;
+}
+
+static int redis_open(void **impl, const sluice__url *url, const sluice_store_options *opts,
+                      sluice_error *err)
+{
+    *impl = NULL;
+    bool sentinel = strcmp(url->scheme, "redis+sentinel") == 0;
+    if (!sentinel && strcmp(url->scheme, "redis") != 0)
+        return sluice__redis_error(err, SLUICE_EURL, "unsupported scheme", NULL);
+    if (url->nhosts < 1 || (!sentinel && url->nhosts != 1))
+        return sluice__redis_error(err, SLUICE_EURL,
+                                   sentinel ? "redis+sentinel:// needs at least one host:port"
+                                            : "redis:// takes exactly one host:port",
+                                   NULL);
+    if (sentinel && (!url->path || !*url->path))
+        return sluice__redis_error(err, SLUICE_EURL,
+                                   "redis+sentinel:// needs the master name as its path", NULL);
+    for (int i = 0; i < url->nhosts; i++) {
+        if (!url->hosts[i] || strlen(url->hosts[i]) >= SLUICE_REDIS_HOST_MAX)
+            return sluice__redis_error(err, SLUICE_EURL, "host name too long", NULL);
+    }
+
+    sluice__redis *r = sluice__calloc(1, sizeof(*r));
+    if (!r)
+        return sluice__redis_error(err, SLUICE_ENOMEM, "out of memory", NULL);
+    pthread_mutex_init(&r->addr_mu, NULL);
+    for (int i = 0; i < SLUICE_REDIS_POOL; i++)
+        pthread_mutex_init(&r->slots[i].mu, NULL);
+    r->sentinel = sentinel;
+    r->timeout_ms = opts && opts->timeout_ms > 0 ? opts->timeout_ms : 20;
+    sluice__sha1_hex(sluice__redis_lua, sluice__redis_lua_len, r->sha);
+    if ((url->user && !(r->user = sluice__strdup(url->user))) ||
+        (url->password && !(r->password = sluice__strdup(url->password)))) {
+        redis_close(r);
+        return sluice__redis_error(err, SLUICE_ENOMEM, "out of memory", NULL);
+    }
+    if (!sentinel) {
+        if (parse_db(url->path, &r->db) != 0) {
+            redis_close(r);
+            return sluice__redis_error(err, SLUICE_EURL, "db must be a number in 0..65535",
+                                       NULL);
+        }
+        sluice__redis_set_addr(r, url->hosts[0], url->ports[0] > 0 ? url->ports[0] : 6379);
+    } else {
+        char db[16];
+        if (sluice__url_param(url, "db", db, sizeof(db)) == 0 && parse_db(db, &r->db) != 0) {
+            redis_close(r);
+            return sluice__redis_error(err, SLUICE_EURL, "db must be a number in 0..65535",
+                                       NULL);
+        }
+        int rc = sluice__sentinel_start(&r->snt, r, url, err);
+        if (rc) {
+            redis_close(r);
+            return rc;
+        }
+    }
+    *impl = r;
+    return 0;
+}
+
+static int redis_decide(void *impl, const sluice__op *op, sluice_decision *out,
+                        sluice_error *err)
+{
+    sluice_error tmp;
+    if (!err)
+        err = &tmp;
+    err->code = 0;
+    if (!impl || !op || !out || op->nlimits < 1 || op->nlimits > SLUICE_MAX_LIMITS)
+        return sluice__redis_error(err, SLUICE_EINVAL, "bad arguments", NULL);
+    return run(impl, op, out, err);
+}
+
+static int redis_ping(void *impl, sluice_error *err)
+{
+    sluice_error tmp;
+    if (!err)
+        err = &tmp;
+    err->code = 0;
+    if (!impl)
+        return sluice__redis_error(err, SLUICE_EINVAL, "bad arguments", NULL);
+    return run(impl, NULL, NULL, err);
+}
+
+const sluice__store_ops sluice__redis_ops = {
+    .scheme = "redis",
+    .open = redis_open,
+    .close = redis_close,
+    .decide = redis_decide,
+    .ping = redis_ping,
+    .keys = NULL,
+    .attach = sluice__redis_attach,
+    .detach = sluice__redis_detach,
+    .decide_async = sluice__redis_decide_async,
+};

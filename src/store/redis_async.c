@@ -1,0 +1,414 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * redis_async.c - the asynchronous decision path of the Redis store, for
+ * event loops (sluiced's workers).  One hiredis async connection per loop,
+ * attached with hiredis's libevent adapter; every decision in flight on that
+ * loop is pipelined on it (hiredis coalesces the commands of one loop turn
+ * into one write, and answers FIFO).
+ *
+ * hiredis 0.14 has no timeouts and frees its context itself after any
+ * disconnect, so this file keeps:
+ *   - a libevent timer per request: at the deadline the caller gets
+ *     SLUICE_ETIMEOUT; the request object lives on until hiredis hands back
+ *     its (late or NULL) reply, then is freed;
+ *   - a connect timer, and a reconnect timer with exponential backoff
+ *     (10 ms doubling to 1 s); while the connection is down a decision fails
+ *     at once with SLUICE_ESTORE (the callback runs before decide_async
+ *     returns), so nothing queues behind a dead server;
+ *   - stall detection: a request that times out while no reply at all came
+ *     back since it was sent means the server is frozen; the connection is
+ *     dropped and rebuilt with backoff;
+ *   - NOSCRIPT handling: SCRIPT LOAD then the same EVALSHA again, in order on
+ *     the same connection, within the request's deadline.
+ * Everything here runs on the loop's thread; nothing blocks.
+ */
+#include <event2/event.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <hiredis/adapters/libevent.h>
+#include <hiredis/async.h>
+
+#include "store/redis_int.h"
+#include "store/redis_lua.h"
+#include "util/alloc.h"
+
+typedef struct aconn aconn;
+
+typedef struct areq {
+    struct areq *prev, *next; /* in conn->reqs while not finished */
+    aconn *conn;
+    struct event *timer;
+    sluice__store_cb cb;
+    void *arg;
+    bool finished;   /* cb has run */
+    bool inflight;   /* hiredis holds a callback for it */
+    bool retried;    /* NOSCRIPT retry done */
+    uint64_t replies_at_send;
+    /* a copy of the op, for the NOSCRIPT retry */
+    sluice__op op;
+    sluice_limit limits[SLUICE_MAX_LIMITS];
+    char key[SLUICE_STORE_KEY_MAX + 1];
+} areq;
+
+struct aconn {
+    sluice__redis *r;
+    struct event_base *base;
+    redisAsyncContext *ac; /* NULL while down */
+    bool connected;
+    uint64_t gen;          /* address generation of ac */
+    struct event *retry_timer;
+    struct event *connect_timer;
+    int backoff_ms;
+    bool loading;          /* a SCRIPT LOAD after NOSCRIPT is in flight */
+    uint64_t replies;      /* replies received on this connection */
+    int inflight;          /* requests hiredis holds */
+    areq *reqs;            /* unfinished requests */
+    bool closing;
+};
+
+static void conn_connect(aconn *c);
+
+/* ---- request lifecycle ------------------------------------------------ */
+
+static void req_free(areq *q)
+{
+    if (q->timer)
+        event_free(q->timer);
+    sluice__free(q);
+}
+
+/* Runs the caller's callback once; frees q if hiredis no longer holds it. */
+static void req_finish(areq *q, int status, const sluice_decision *d)
+{
+    if (q->finished)
+        return;
+    q->finished = true;
+    evtimer_del(q->timer);
+    aconn *c = q->conn;
+    if (q->prev)
+        q->prev->next = q->next;
+    else
+        c->reqs = q->next;
+    if (q->next)
+        q->next->prev = q->prev;
+    q->prev = q->next = NULL;
+    q->cb(status, d, q->arg);
+    if (!q->inflight)
+        req_free(q);
+}
+
+/* ---- connection ------------------------------------------------------- */
+
+static void schedule_reconnect(aconn *c)
+{
+    if (c->closing)
+        return;
+    if (c->backoff_ms < SLUICE_REDIS_BACKOFF_MIN_MS)
+        c->backoff_ms = SLUICE_REDIS_BACKOFF_MIN_MS;
+    struct timeval tv = {c->backoff_ms / 1000, (c->backoff_ms % 1000) * 1000};
+    evtimer_add(c->retry_timer, &tv);
+    c->backoff_ms *= 2;
+    if (c->backoff_ms > SLUICE_REDIS_BACKOFF_MAX_MS)
+        c->backoff_ms = SLUICE_REDIS_BACKOFF_MAX_MS;
+}
+
+/* Forgets ac (hiredis frees it) and plans the next attempt. */
+static void conn_lost(aconn *c, const redisAsyncContext *ac)
+{
+    if (c->ac != ac)
+        return;
+    c->ac = NULL;
+    c->connected = false;
+    c->loading = false;
+    evtimer_del(c->connect_timer);
+    sluice__redis_suspect(c->r);
+    schedule_reconnect(c);
+}
+
+/* Drops the connection now: pending hiredis callbacks run with NULL. */
+static void conn_drop(aconn *c)
+{
+    redisAsyncContext *ac = c->ac;
+    if (!ac)
+        return;
+    conn_lost(c, ac);
+    redisAsyncFree(ac);
+}
+
+static void on_connect(const redisAsyncContext *ac, int status)
+{
+    aconn *c = ac->data;
+    if (!c)
+        return;
+    if (status != REDIS_OK) {
+        conn_lost(c, ac); /* hiredis frees ac after this returns */
+        return;
+    }
+    c->connected = true;
+    evtimer_del(c->connect_timer);
+}
+
+static void on_disconnect(const redisAsyncContext *ac, int status)
+{
+    (void)status;
+    aconn *c = ac->data;
+    if (c)
+        conn_lost(c, ac);
+}
+
+static void on_connect_timeout(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    aconn *c = arg;
+    if (c->ac && !c->connected)
+        conn_drop(c);
+}
+
+static void on_retry_timer(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    conn_connect(arg);
+}
+
+/* Reply to AUTH, SELECT, ROLE: any refusal drops the connection. */
+static void on_setup_reply(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    aconn *c = ac->data;
+    redisReply *rep = reply;
+    if (!c || !rep)
+        return;
+    c->replies++;
+    bool bad = rep->type == REDIS_REPLY_ERROR;
+    if (privdata && !bad) { /* ROLE */
+        bad = rep->type != REDIS_REPLY_ARRAY || rep->elements < 1 ||
+              rep->element[0]->type != REDIS_REPLY_STRING ||
+              strcmp(rep->element[0]->str, "master") != 0;
+    }
+    if (bad && c->ac == ac)
+        conn_drop(c);
+}
+
+static void on_load_reply(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    (void)privdata;
+    aconn *c = ac->data;
+    if (!c)
+        return;
+    if (reply)
+        c->replies++;
+    if (c->ac == ac)
+        c->loading = false;
+}
+
+static void conn_connect(aconn *c)
+{
+    if (c->ac || c->closing)
+        return;
+    char host[SLUICE_REDIS_HOST_MAX];
+    int port;
+    uint64_t gen = sluice__redis_addr(c->r, host, sizeof(host), &port);
+    if (!host[0]) {
+        schedule_reconnect(c);
+        return;
+    }
+    redisAsyncContext *ac = redisAsyncConnect(host, port);
+    if (!ac || ac->err || redisLibeventAttach(ac, c->base) != REDIS_OK) {
+        if (ac)
+            redisAsyncFree(ac);
+        schedule_reconnect(c);
+        return;
+    }
+    ac->data = c;
+    c->ac = ac;
+    c->gen = gen;
+    c->connected = false;
+    redisAsyncSetConnectCallback(ac, on_connect);
+    redisAsyncSetDisconnectCallback(ac, on_disconnect);
+    /* queued before the connection completes; hiredis sends them first */
+    sluice__redis *r = c->r;
+    if (r->password) {
+        if (r->user)
+            redisAsyncCommand(ac, on_setup_reply, NULL, "AUTH %s %s", r->user, r->password);
+        else
+            redisAsyncCommand(ac, on_setup_reply, NULL, "AUTH %s", r->password);
+    }
+    if (r->db)
+        redisAsyncCommand(ac, on_setup_reply, NULL, "SELECT %d", r->db);
+    if (r->sentinel)
+        redisAsyncCommand(ac, on_setup_reply, c, "ROLE");
+    c->loading = true;
+    redisAsyncCommand(ac, on_load_reply, NULL, "SCRIPT LOAD %b", sluice__redis_lua,
+                      sluice__redis_lua_len);
+    int ms = r->timeout_ms < 50 ? 50 : r->timeout_ms;
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    evtimer_add(c->connect_timer, &tv);
+}
+
+/* ---- decisions -------------------------------------------------------- */
+
+static void on_reply(redisAsyncContext *ac, void *reply, void *privdata);
+
+static int req_send(aconn *c, areq *q, bool load_first)
+{
+    char *cmd;
+    long len = sluice__redis_format(c->r, &q->op, false, &cmd);
+    if (len < 0)
+        return (int)len;
+    if (load_first) {
+        c->loading = true;
+        redisAsyncCommand(c->ac, on_load_reply, NULL, "SCRIPT LOAD %b", sluice__redis_lua,
+                          sluice__redis_lua_len);
+    }
+    int rc = redisAsyncFormattedCommand(c->ac, on_reply, q, cmd, (size_t)len);
+    redisFreeCommand(cmd);
+    if (rc != REDIS_OK)
+        return SLUICE_ESTORE;
+    q->inflight = true;
+    c->inflight++;
+    q->replies_at_send = c->replies;
+    return 0;
+}
+
+static void on_reply(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    areq *q = privdata;
+    aconn *c = q->conn;
+    redisReply *rep = reply;
+    q->inflight = false;
+    c->inflight--;
+    if (rep)
+        c->replies++;
+    if (q->finished) {
+        req_free(q);
+        return;
+    }
+    sluice_error err = {0};
+    if (!rep) {
+        req_finish(q, SLUICE_ESTORE, NULL);
+        return;
+    }
+    if (sluice__redis_is_noscript(rep) && !q->retried && c->ac == ac) {
+        q->retried = true;
+        if (req_send(c, q, true) == 0)
+            return;
+        req_finish(q, SLUICE_ESTORE, NULL);
+        return;
+    }
+    if (sluice__redis_is_moved_master(rep)) {
+        req_finish(q, SLUICE_ESTORE, NULL);
+        if (c->ac == ac)
+            conn_drop(c);
+        return;
+    }
+    sluice_decision d;
+    int rc = sluice__redis_parse(rep, &q->op, &d, &err);
+    if (rc == 0) {
+        c->backoff_ms = 0;
+        req_finish(q, 0, &d);
+    } else {
+        req_finish(q, rc, NULL);
+    }
+}
+
+static void on_deadline(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    areq *q = arg;
+    aconn *c = q->conn;
+    bool stalled = q->inflight && c->replies == q->replies_at_send;
+    req_finish(q, SLUICE_ETIMEOUT, NULL); /* may free q */
+    if (stalled && c->ac)
+        conn_drop(c); /* nothing came back at all: the server is frozen */
+}
+
+int sluice__redis_decide_async(void *conn, const sluice__op *op, sluice__store_cb cb, void *arg)
+{
+    aconn *c = conn;
+    if (!c || !op || !cb || op->nlimits < 1 || op->nlimits > SLUICE_MAX_LIMITS ||
+        op->key_len > SLUICE_STORE_KEY_MAX)
+        return SLUICE_EINVAL;
+    if (c->ac && c->gen != atomic_load(&c->r->gen)) {
+        conn_drop(c); /* Sentinel moved the master */
+        evtimer_del(c->retry_timer);
+        c->backoff_ms = 0;
+        conn_connect(c);
+    }
+    if (!c->ac || c->inflight >= SLUICE_REDIS_ASYNC_MAX_INFLIGHT) {
+        cb(SLUICE_ESTORE, NULL, arg);
+        return 0;
+    }
+    areq *q = sluice__calloc(1, sizeof(*q));
+    if (!q)
+        return SLUICE_ENOMEM;
+    q->timer = evtimer_new(c->base, on_deadline, q);
+    if (!q->timer) {
+        sluice__free(q);
+        return SLUICE_ENOMEM;
+    }
+    q->conn = c;
+    q->cb = cb;
+    q->arg = arg;
+    memcpy(q->limits, op->limits, sizeof(sluice_limit) * (size_t)op->nlimits);
+    memcpy(q->key, op->key, op->key_len);
+    q->key[op->key_len] = '\0';
+    q->op = *op;
+    q->op.key = q->key;
+    q->op.limits = q->limits;
+    int rc = req_send(c, q, false);
+    if (rc) {
+        req_free(q);
+        return rc;
+    }
+    q->next = c->reqs;
+    if (c->reqs)
+        c->reqs->prev = q;
+    c->reqs = q;
+    int ms = c->r->timeout_ms;
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    evtimer_add(q->timer, &tv);
+    return 0;
+}
+
+int sluice__redis_attach(void *impl, struct event_base *base, void **conn, sluice_error *err)
+{
+    *conn = NULL;
+    aconn *c = sluice__calloc(1, sizeof(*c));
+    if (!c)
+        return sluice__redis_error(err, SLUICE_ENOMEM, "out of memory", NULL);
+    c->r = impl;
+    c->base = base;
+    c->retry_timer = evtimer_new(base, on_retry_timer, c);
+    c->connect_timer = evtimer_new(base, on_connect_timeout, c);
+    if (!c->retry_timer || !c->connect_timer) {
+        sluice__redis_detach(c);
+        return sluice__redis_error(err, SLUICE_ENOMEM, "out of memory", NULL);
+    }
+    conn_connect(c);
+    *conn = c;
+    return 0;
+}
+
+void sluice__redis_detach(void *conn)
+{
+    aconn *c = conn;
+    if (!c)
+        return;
+    c->closing = true;
+    while (c->reqs)
+        req_finish(c->reqs, SLUICE_ECANCELED, NULL);
+    if (c->ac) {
+        redisAsyncContext *ac = c->ac;
+        c->ac = NULL;
+        ac->data = NULL;
+        redisAsyncFree(ac); /* remaining callbacks see finished requests and free them */
+    }
+    if (c->retry_timer)
+        event_free(c->retry_timer);
+    if (c->connect_timer)
+        event_free(c->connect_timer);
+    sluice__free(c);
+}
