@@ -1,0 +1,664 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * memory.c - the embedded store (memory://): a table of keys sharded by a
+ * keyed hash (SipHash-2-4 under the process key), each shard behind its own
+ * mutex, held only around lookup and update.  It never does I/O and never
+ * blocks on anything but a shard lock.
+ *
+ * One allocation per key: a node header, the cells of the key's limits, and
+ * a tail holding a byte mask of sliding-log cells, the key length and the
+ * key bytes.  Memory is O(active keys): after a decision a node whose cells
+ * are all idle is freed at once; a sweep cursor walks each shard's LRU list
+ * from the tail, two nodes per operation, freeing nodes whose idle time has
+ * passed; max_keys evicts the least recently used node of the shard.  The
+ * bucket arrays grow and shrink by incremental rehash, a few buckets per
+ * operation, so no operation moves a whole table.
+ */
+#include <limits.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "core/algo.h"
+#include "store/memory.h"
+#include "store/store.h"
+#include "util/alloc.h"
+#include "util/clock.h"
+#include "util/siphash.h"
+
+#define DEFAULT_MAX_KEYS 10000000ULL
+#define MAX_MAX_KEYS (1ULL << 40)
+#define DEFAULT_SHARDS 64
+#define MAX_SHARDS 1024
+#define MIN_BUCKETS 16
+#define REHASH_BUCKETS 4 /* non-empty buckets moved per operation */
+#define SWEEP_NODES 2    /* LRU nodes checked per operation */
+#define IDLE_UNIT_MS 1024 /* idle_at resolution; rounded up, so never early */
+
+typedef struct mnode mnode;
+struct mnode {
+    mnode *hnext;         /* next node in the hash bucket */
+    mnode *newer, *older; /* LRU neighbours; the shard's head is the newest */
+    uint32_t sig;         /* limit-set signature; low 3 bits are nlimits - 1 */
+    uint32_t idle_at;     /* ceil(ms / IDLE_UNIT_MS) at which every cell is idle */
+    sluice__cell cells[]; /* nlimits cells, then the tail (see node_tail) */
+};
+/* Tail after cells[nlimits]: uint8 mask of sliding-log cells, uint16 key
+ * length (unaligned), key bytes (not NUL-terminated). */
+#define TAIL_BYTES 3
+
+typedef struct shard {
+    pthread_mutex_t mu;
+    mnode **tab[2];    /* tab[1] non-NULL while rehashing tab[0] into it */
+    size_t mask[2];    /* bucket count - 1 */
+    size_t rehash_idx; /* buckets of tab[0] below this are moved */
+    mnode *head, *tail;
+    mnode *cursor;     /* next node the sweep checks; NULL: start at tail */
+    size_t count;
+    size_t cap;        /* this shard's part of max_keys */
+} shard;
+
+/* A shard padded to whole cache lines so neighbouring locks do not share one. */
+#define SHARD_SIZE ((sizeof(shard) + 63) & ~(size_t)63)
+
+struct sluice__memstore {
+    void *raw;         /* allocation holding the aligned shard array */
+    unsigned char *shards;
+    int nshards;
+    int shard_shift;   /* 64 - log2(nshards); the top hash bits pick the shard */
+    size_t max_keys;
+};
+
+static int mem_error(sluice_error *err, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int mem_error(sluice_error *err, int code, const char *fmt, ...)
+{
+    if (err) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
+        va_end(ap);
+        err->code = code;
+    }
+    return code;
+}
+
+static shard *shard_at(const sluice__memstore *m, int i)
+{
+    return (shard *)(m->shards + (size_t)i * SHARD_SIZE);
+}
+
+/* ---- nodes --------------------------------------------------------------- */
+
+static int node_nlimits(const mnode *nd)
+{
+    return (int)(nd->sig & 7) + 1;
+}
+
+static unsigned char *node_tail(mnode *nd)
+{
+    return (unsigned char *)&nd->cells[node_nlimits(nd)];
+}
+
+static unsigned node_logmask(mnode *nd)
+{
+    return node_tail(nd)[0];
+}
+
+static size_t node_keylen(mnode *nd)
+{
+    uint16_t n;
+    memcpy(&n, node_tail(nd) + 1, sizeof(n));
+    return n;
+}
+
+static const char *node_key(mnode *nd)
+{
+    return (const char *)node_tail(nd) + TAIL_BYTES;
+}
+
+static mnode *node_new(uint32_t sig, unsigned logmask, const char *key, size_t key_len)
+{
+    int n = (int)(sig & 7) + 1;
+    size_t size = sizeof(mnode) + (size_t)n * sizeof(sluice__cell) + TAIL_BYTES + key_len;
+    mnode *nd = sluice__malloc(size);
+    if (!nd)
+        return NULL;
+    memset(nd, 0, sizeof(mnode) + (size_t)n * sizeof(sluice__cell));
+    nd->sig = sig;
+    unsigned char *t = node_tail(nd);
+    uint16_t kl = (uint16_t)key_len;
+    t[0] = (unsigned char)logmask;
+    memcpy(t + 1, &kl, sizeof(kl));
+    memcpy(t + TAIL_BYTES, key, key_len);
+    return nd;
+}
+
+/* Only sliding-log cells own memory; release() needs no more of the limit
+ * than its algorithm, which the node's log mask records. */
+static const sluice_limit log_limit = {.algorithm = SLUICE_SLIDING_LOG};
+
+/* Frees what the cells own (sliding logs) and the node. */
+static void node_free(mnode *nd)
+{
+    unsigned mask = node_logmask(nd);
+    for (int i = 0; i < node_nlimits(nd); i++) {
+        if (mask & (1u << i))
+            sluice__algo_release(&log_limit, &nd->cells[i]);
+    }
+    sluice__free(nd);
+}
+
+static uint32_t idle_encode(int64_t at_ms)
+{
+    if (at_ms <= 0)
+        return 0;
+    int64_t q = at_ms / IDLE_UNIT_MS + (at_ms % IDLE_UNIT_MS != 0);
+    return q >= (int64_t)UINT32_MAX ? UINT32_MAX : (uint32_t)q;
+}
+
+/* True when every cell of nd is idle at now (never true too early). */
+static bool node_idle(const mnode *nd, int64_t now)
+{
+    if (now < 0 || nd->idle_at == UINT32_MAX)
+        return false;
+    return now >= (int64_t)nd->idle_at * IDLE_UNIT_MS;
+}
+
+/* ---- the hash table of a shard ------------------------------------------- */
+
+static uint64_t key_hash(const char *key, size_t len)
+{
+    return sluice__siphash(sluice__hash_key(), key, len);
+}
+
+/* Address of the link that points at the node with this key, or NULL. */
+static mnode **table_find(shard *s, uint64_t h, const char *key, size_t len)
+{
+    for (int t = 0; t < 2; t++) {
+        if (!s->tab[t])
+            continue;
+        size_t b = h & s->mask[t];
+        if (t == 0 && s->tab[1] && b < s->rehash_idx)
+            continue; /* already moved to tab[1] */
+        for (mnode **pp = &s->tab[t][b]; *pp; pp = &(*pp)->hnext) {
+            mnode *nd = *pp;
+            if (node_keylen(nd) == len && memcmp(node_key(nd), key, len) == 0)
+                return pp;
+        }
+    }
+    return NULL;
+}
+
+static void table_insert(shard *s, uint64_t h, mnode *nd)
+{
+    int t = s->tab[1] ? 1 : 0;
+    mnode **b = &s->tab[t][h & s->mask[t]];
+    nd->hnext = *b;
+    *b = nd;
+}
+
+/* Starts moving into a table of nbuckets (a power of two); false on ENOMEM,
+ * which only means the table keeps its size for now. */
+static bool rehash_start(shard *s, size_t nbuckets)
+{
+    mnode **t = sluice__calloc(nbuckets, sizeof(*t));
+    if (!t)
+        return false;
+    if (!s->tab[0]) {
+        s->tab[0] = t;
+        s->mask[0] = nbuckets - 1;
+        return true;
+    }
+    s->tab[1] = t;
+    s->mask[1] = nbuckets - 1;
+    s->rehash_idx = 0;
+    return true;
+}
+
+/* Moves up to REHASH_BUCKETS non-empty buckets (visiting at most ten times
+ * as many empty ones) from tab[0] to tab[1]; finishes the rehash at the end. */
+static void rehash_step(shard *s)
+{
+    if (!s->tab[1])
+        return;
+    int moved = 0, empty = 0;
+    while (s->rehash_idx <= s->mask[0] && moved < REHASH_BUCKETS &&
+           empty < 10 * REHASH_BUCKETS) {
+        mnode *nd = s->tab[0][s->rehash_idx];
+        if (!nd) {
+            empty++;
+        } else {
+            while (nd) {
+                mnode *next = nd->hnext;
+                uint64_t h = key_hash(node_key(nd), node_keylen(nd));
+                mnode **b = &s->tab[1][h & s->mask[1]];
+                nd->hnext = *b;
+                *b = nd;
+                nd = next;
+            }
+            s->tab[0][s->rehash_idx] = NULL;
+            moved++;
+        }
+        s->rehash_idx++;
+    }
+    if (s->rehash_idx > s->mask[0]) {
+        sluice__free(s->tab[0]);
+        s->tab[0] = s->tab[1];
+        s->mask[0] = s->mask[1];
+        s->tab[1] = NULL;
+        s->mask[1] = 0;
+        s->rehash_idx = 0;
+    }
+}
+
+/* Grows at load 1, shrinks below load 1/8; never while a rehash runs. */
+static void table_resize_check(shard *s)
+{
+    if (s->tab[1] || !s->tab[0])
+        return;
+    size_t n = s->mask[0] + 1;
+    if (s->count > n && n <= SIZE_MAX / 2 / sizeof(mnode *))
+        rehash_start(s, n * 2);
+    else if (n > MIN_BUCKETS && s->count < n / 8)
+        rehash_start(s, n / 2);
+}
+
+/* ---- LRU ----------------------------------------------------------------- */
+
+static void lru_unlink(shard *s, mnode *nd)
+{
+    if (s->cursor == nd)
+        s->cursor = nd->newer;
+    if (nd->newer)
+        nd->newer->older = nd->older;
+    else
+        s->head = nd->older;
+    if (nd->older)
+        nd->older->newer = nd->newer;
+    else
+        s->tail = nd->newer;
+    nd->newer = nd->older = NULL;
+}
+
+static void lru_push_head(shard *s, mnode *nd)
+{
+    nd->newer = NULL;
+    nd->older = s->head;
+    if (s->head)
+        s->head->newer = nd;
+    else
+        s->tail = nd;
+    s->head = nd;
+}
+
+/* Unlinks nd (found through the link *pp) from table and LRU and frees it. */
+static void node_remove_at(shard *s, mnode **pp)
+{
+    mnode *nd = *pp;
+    *pp = nd->hnext;
+    lru_unlink(s, nd);
+    s->count--;
+    node_free(nd);
+}
+
+static void node_remove(shard *s, mnode *nd)
+{
+    mnode **pp = table_find(s, key_hash(node_key(nd), node_keylen(nd)), node_key(nd),
+                            node_keylen(nd));
+    if (pp)
+        node_remove_at(s, pp);
+}
+
+/* Checks up to SWEEP_NODES nodes at the cursor, which walks from the LRU
+ * tail towards the head and wraps, so every node is seen within
+ * count / SWEEP_NODES operations on its shard even when the tail is busy. */
+static void sweep(shard *s, int64_t now)
+{
+    for (int i = 0; i < SWEEP_NODES && s->tail; i++) {
+        mnode *nd = s->cursor ? s->cursor : s->tail;
+        s->cursor = nd->newer;
+        if (node_idle(nd, now))
+            node_remove(s, nd);
+    }
+}
+
+/* ---- decisions ----------------------------------------------------------- */
+
+/* Signature of a limit set: a hash of every parameter with nlimits - 1 in
+ * the low 3 bits; logmask gets bit i for a sliding-log limit i. */
+static uint32_t limits_sig(const sluice_limit *limits, int n, unsigned *logmask)
+{
+    int64_t buf[SLUICE_MAX_LIMITS * 4];
+    *logmask = 0;
+    for (int i = 0; i < n; i++) {
+        buf[4 * i] = limits[i].algorithm;
+        buf[4 * i + 1] = limits[i].limit;
+        buf[4 * i + 2] = limits[i].window_ms;
+        buf[4 * i + 3] = limits[i].burst;
+        if (limits[i].algorithm == SLUICE_SLIDING_LOG)
+            *logmask |= 1u << i;
+    }
+    static const uint8_t zero_key[16];
+    uint64_t h = sluice__siphash(zero_key, buf, (size_t)n * 4 * sizeof(int64_t));
+    return ((uint32_t)(h >> 32) & ~7u) | (uint32_t)(n - 1);
+}
+
+/* Largest idle_after among the cells: 0 when the whole node is idle. */
+static int64_t cells_idle_after(const sluice_limit *limits, int n, const sluice__cell *cells,
+                                int64_t now)
+{
+    int64_t most = 0;
+    for (int i = 0; i < n; i++) {
+        int64_t a = sluice__algo_idle_after(&limits[i], &cells[i], now);
+        if (a > most)
+            most = a;
+    }
+    return most;
+}
+
+static void cells_release(unsigned logmask, int n, sluice__cell *cells)
+{
+    for (int i = 0; i < n; i++) {
+        if (logmask & (1u << i))
+            sluice__algo_release(&log_limit, &cells[i]);
+    }
+}
+
+/* A peek at an absent key: decided on zeroed cells, nothing is created. */
+static int peek_absent(const sluice__op *op, unsigned logmask, int64_t now, sluice_decision *out)
+{
+    sluice__cell tmp[SLUICE_MAX_LIMITS];
+    memset(tmp, 0, sizeof(tmp));
+    int rc = sluice__decide_cells(op->limits, op->nlimits, tmp, now, 0, out);
+    cells_release(logmask, op->nlimits, tmp);
+    return rc;
+}
+
+/* After a decision on a linked node: free it when idle, else refresh it. */
+static void node_settle(shard *s, mnode **pp, const sluice__op *op, int64_t now)
+{
+    mnode *nd = *pp;
+    int64_t after = cells_idle_after(op->limits, op->nlimits, nd->cells, now);
+    if (after == 0) {
+        node_remove_at(s, pp);
+        return;
+    }
+    nd->idle_at = idle_encode(after > INT64_MAX - now ? INT64_MAX : now + after);
+    if (s->head != nd) {
+        lru_unlink(s, nd);
+        lru_push_head(s, nd);
+    }
+}
+
+/* Decides for a key that has no node: creates one unless the result is idle. */
+static int decide_new(shard *s, uint64_t h, const sluice__op *op, uint32_t sig,
+                      unsigned logmask, int64_t now, sluice_decision *out)
+{
+    if (op->cost == 0)
+        return peek_absent(op, logmask, now, out);
+    if (!s->tab[0] && !rehash_start(s, MIN_BUCKETS))
+        return SLUICE_ENOMEM;
+    mnode *nd = node_new(sig, logmask, op->key, op->key_len);
+    if (!nd)
+        return SLUICE_ENOMEM;
+    int rc = sluice__decide_cells(op->limits, op->nlimits, nd->cells, now, op->cost, out);
+    int64_t after = rc ? 0 : cells_idle_after(op->limits, op->nlimits, nd->cells, now);
+    if (after == 0) {
+        node_free(nd); /* denied, or a cost that leaves no trace */
+        return rc;
+    }
+    nd->idle_at = idle_encode(after > INT64_MAX - now ? INT64_MAX : now + after);
+    if (s->count >= s->cap && s->tail)
+        node_remove(s, s->tail);
+    table_insert(s, h, nd);
+    lru_push_head(s, nd);
+    s->count++;
+    table_resize_check(s);
+    return 0;
+}
+
+/* The rule behind a key changed: start its cells from scratch.  Returns the
+ * link to the (possibly reallocated) node, or NULL on ENOMEM (nothing changed). */
+static mnode **node_reset(shard *s, mnode **pp, uint32_t sig, unsigned logmask)
+{
+    mnode *old = *pp;
+    if ((old->sig & 7) == (sig & 7)) {
+        int n = node_nlimits(old);
+        cells_release(node_logmask(old), n, old->cells);
+        memset(old->cells, 0, (size_t)n * sizeof(sluice__cell));
+        old->sig = sig;
+        node_tail(old)[0] = (unsigned char)logmask;
+        return pp;
+    }
+    mnode *nd = node_new(sig, logmask, node_key(old), node_keylen(old));
+    if (!nd)
+        return NULL;
+    nd->hnext = old->hnext;
+    *pp = nd;
+    /* take old's place in the LRU list and under the cursor */
+    nd->newer = old->newer;
+    nd->older = old->older;
+    if (nd->newer)
+        nd->newer->older = nd;
+    else
+        s->head = nd;
+    if (nd->older)
+        nd->older->newer = nd;
+    else
+        s->tail = nd;
+    if (s->cursor == old)
+        s->cursor = nd;
+    node_free(old);
+    return pp;
+}
+
+static int mem_decide(void *impl, const sluice__op *op, sluice_decision *out, sluice_error *err)
+{
+    sluice__memstore *m = impl;
+    if (!m || !op || !out || !op->key || !op->limits || op->nlimits < 1 ||
+        op->nlimits > SLUICE_MAX_LIMITS)
+        return mem_error(err, SLUICE_EINVAL, "memory store: bad decision arguments");
+    if (op->key_len == 0 || op->key_len > SLUICE_STORE_KEY_MAX)
+        return mem_error(err, SLUICE_EKEY, "memory store: key of %zu bytes (1..%d)",
+                         op->key_len, SLUICE_STORE_KEY_MAX);
+    if (op->cost < 0 || op->cost > SLUICE_COST_MAX)
+        return mem_error(err, SLUICE_EINVAL, "memory store: cost out of 0..%lld",
+                         (long long)SLUICE_COST_MAX);
+    int64_t now = op->now_ms == SLUICE_NOW ? sluice__clock_now_ms() : op->now_ms;
+    unsigned logmask;
+    uint32_t sig = limits_sig(op->limits, op->nlimits, &logmask);
+    uint64_t h = key_hash(op->key, op->key_len);
+    shard *s = shard_at(m, m->shard_shift >= 64 ? 0 : (int)(h >> m->shard_shift));
+
+    pthread_mutex_lock(&s->mu);
+    rehash_step(s);
+    int rc;
+    mnode **pp = table_find(s, h, op->key, op->key_len);
+    if (!pp) {
+        rc = decide_new(s, h, op, sig, logmask, now, out);
+    } else {
+        if ((*pp)->sig != sig || node_logmask(*pp) != logmask)
+            pp = node_reset(s, pp, sig, logmask);
+        rc = pp ? sluice__decide_cells(op->limits, op->nlimits, (*pp)->cells, now, op->cost,
+                                       out)
+                : SLUICE_ENOMEM;
+        if (rc == 0)
+            node_settle(s, pp, op, now);
+    }
+    sweep(s, now);
+    table_resize_check(s);
+    pthread_mutex_unlock(&s->mu);
+    if (rc == SLUICE_ENOMEM)
+        return mem_error(err, rc, "memory store: out of memory");
+    return rc;
+}
+
+/* ---- open, close, keys --------------------------------------------------- */
+
+static int parse_count(const char *s, unsigned long long lo, unsigned long long hi,
+                       unsigned long long *v)
+{
+    unsigned long long x = 0;
+    if (!*s)
+        return -1;
+    for (; *s; s++) {
+        if (*s < '0' || *s > '9' || x > hi)
+            return -1;
+        x = x * 10 + (unsigned long long)(*s - '0');
+    }
+    if (x < lo || x > hi)
+        return -1;
+    *v = x;
+    return 0;
+}
+
+/* Checks that every query parameter is one memory:// knows. */
+static int check_params(const sluice__url *url, sluice_error *err)
+{
+    const char *q = url->query ? url->query : "";
+    while (*q) {
+        size_t n = strcspn(q, "&"), k = strcspn(q, "=&");
+        if (!((k == 8 && memcmp(q, "max_keys", 8) == 0) || (k == 6 && memcmp(q, "shards", 6) == 0)))
+            return mem_error(err, SLUICE_EURL,
+                             "store URL: unknown memory:// parameter '%.*s' "
+                             "(known: max_keys, shards)",
+                             (int)(k > 64 ? 64 : k), q);
+        q += n;
+        if (*q == '&')
+            q++;
+    }
+    return 0;
+}
+
+int sluice__memory_open(sluice__memstore **out, const sluice__url *url, sluice_error *err)
+{
+    *out = NULL;
+    unsigned long long max_keys = DEFAULT_MAX_KEYS, nshards = DEFAULT_SHARDS;
+    char buf[32];
+    if (url) {
+        int rc = check_params(url, err);
+        if (rc)
+            return rc;
+        if (url->query && strstr(url->query, "max_keys") &&
+            (sluice__url_param(url, "max_keys", buf, sizeof(buf)) != 0 ||
+             parse_count(buf, 1, MAX_MAX_KEYS, &max_keys) != 0))
+            return mem_error(err, SLUICE_EURL,
+                             "store URL: max_keys must be a whole number in 1..%llu",
+                             MAX_MAX_KEYS);
+        if (url->query && strstr(url->query, "shards") &&
+            (sluice__url_param(url, "shards", buf, sizeof(buf)) != 0 ||
+             parse_count(buf, 1, MAX_SHARDS, &nshards) != 0 || (nshards & (nshards - 1))))
+            return mem_error(err, SLUICE_EURL,
+                             "store URL: shards must be a power of two in 1..%d", MAX_SHARDS);
+    }
+    /* Each shard gets at least 1024 keys of max_keys, so that eviction, which
+     * is per shard, stays close to a global LRU for small bounds. */
+    while (nshards > 1 && max_keys / nshards < 1024)
+        nshards /= 2;
+
+    sluice__memstore *m = sluice__calloc(1, sizeof(*m));
+    if (!m)
+        return mem_error(err, SLUICE_ENOMEM, "memory store: out of memory");
+    m->raw = sluice__calloc(1, (size_t)nshards * SHARD_SIZE + 63);
+    if (!m->raw) {
+        sluice__free(m);
+        return mem_error(err, SLUICE_ENOMEM, "memory store: out of memory");
+    }
+    m->shards = (unsigned char *)(((uintptr_t)m->raw + 63) & ~(uintptr_t)63);
+    m->nshards = (int)nshards;
+    int bits = 0;
+    while ((1ULL << bits) < nshards)
+        bits++;
+    m->shard_shift = 64 - bits;
+    m->max_keys = (size_t)max_keys;
+    for (int i = 0; i < m->nshards; i++) {
+        shard *s = shard_at(m, i);
+        pthread_mutex_init(&s->mu, NULL);
+        s->cap = (size_t)(max_keys / nshards) + ((unsigned long long)i < max_keys % nshards);
+    }
+    (void)sluice__hash_key(); /* draw the key now, not in the first decision */
+    *out = m;
+    return 0;
+}
+
+void sluice__memory_close(sluice__memstore *m)
+{
+    if (!m)
+        return;
+    for (int i = 0; i < m->nshards; i++) {
+        shard *s = shard_at(m, i);
+        for (mnode *nd = s->head; nd;) {
+            mnode *next = nd->older;
+            node_free(nd);
+            nd = next;
+        }
+        sluice__free(s->tab[0]);
+        sluice__free(s->tab[1]);
+        pthread_mutex_destroy(&s->mu);
+    }
+    sluice__free(m->raw);
+    sluice__free(m);
+}
+
+size_t sluice__memory_keys(sluice__memstore *m)
+{
+    size_t n = 0;
+    if (!m)
+        return 0;
+    for (int i = 0; i < m->nshards; i++) {
+        shard *s = shard_at(m, i);
+        pthread_mutex_lock(&s->mu);
+        n += s->count;
+        pthread_mutex_unlock(&s->mu);
+    }
+    return n;
+}
+
+int sluice__memory_decide(sluice__memstore *m, const sluice__op *op, sluice_decision *out,
+                          sluice_error *err)
+{
+    return mem_decide(m, op, out, err);
+}
+
+/* ---- the ops table ------------------------------------------------------- */
+
+static int ops_open(void **impl, const sluice__url *url, const sluice_store_options *opts,
+                    sluice_error *err)
+{
+    (void)opts;
+    sluice__memstore *m;
+    int rc = sluice__memory_open(&m, url, err);
+    *impl = m;
+    return rc;
+}
+
+static void ops_close(void *impl)
+{
+    sluice__memory_close(impl);
+}
+
+static int ops_ping(void *impl, sluice_error *err)
+{
+    (void)impl;
+    (void)err;
+    return 0;
+}
+
+static size_t ops_keys(void *impl)
+{
+    return sluice__memory_keys(impl);
+}
+
+const sluice__store_ops sluice__memory_ops = {
+    .scheme = "memory",
+    .open = ops_open,
+    .close = ops_close,
+    .decide = mem_decide,
+    .ping = ops_ping,
+    .keys = ops_keys,
+};
