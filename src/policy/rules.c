@@ -14,14 +14,11 @@
 #include "store/store.h"
 #include "util/alloc.h"
 
-/* Interim: the core's algo.c may not be linked yet; see parse_limit(). */
-#pragma weak sluice__limit_check
-
 static const char *const rule_keys[] = {"name",  "match",  "key",   "shadow",
                                         "shape", "limits", "tiers", NULL};
 static const char *const match_keys[] = {"method", "path", NULL};
 static const char *const limit_keys[] = {"algorithm", "limit", "window", "burst", NULL};
-/* In sluice_algorithm order. */
+/* In sluice_algorithm order (test_config checks them against sluice_algorithm_name). */
 static const char *const algo_names[] = {"fixed_window", "sliding_log", "sliding_window",
                                          "token_bucket", "leaky_bucket", NULL};
 
@@ -108,7 +105,7 @@ static int parse_limit(sluice__cload *c, const sluice__ynode *n, sluice_limit *l
                             "(use a smaller burst or a shorter window)",
                             (long long)lim->burst, (long long)lim->window_ms);
     const char *why = NULL;
-    if (sluice__limit_check && sluice__limit_check(lim, &why) != 0)
+    if (sluice__limit_check(lim, &why) != 0)
         return sluice__cerr(c, n, "invalid limit: %s", why ? why : "out of bounds");
     return 0;
 }

@@ -145,6 +145,10 @@ static void test_full(void)
     ASSERT_EQ(r->set.limits[3].window_ms, 1500);
     ASSERT_EQ(r->set.limits[4].burst, 5000); /* default burst = limit */
     ASSERT_EQ(r->set.limits[4].window_ms, 90 * 60000);
+    const char *algos[] = {"leaky_bucket", "fixed_window", "sliding_log", "sliding_window",
+                           "token_bucket"};
+    for (int i = 0; i < 5; i++)
+        ASSERT_STREQ(sluice_algorithm_name(r->set.limits[i].algorithm), algos[i]);
 
     r = &cfg->rules[1];
     ASSERT_STREQ(r->path, "/status");
