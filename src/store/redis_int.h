@@ -83,6 +83,13 @@ void sluice__redis_suspect(sluice__redis *r);
 long sluice__redis_format(const sluice__redis *r, const sluice__op *op, bool eval, char **cmd);
 
 /**
+ * Like sluice__redis_format() with the script's SHA1 (40 lowercase hex
+ * digits) given directly; for stores that are not a sluice__redis
+ * (redis+cluster://, cluster.c).
+ */
+long sluice__redis_format_sha(const char *sha, const sluice__op *op, bool eval, char **cmd);
+
+/**
  * Fills out from the script's reply.  Returns 0, or SLUICE_ESTORE with err
  * set for an error reply or a reply of unexpected shape.
  */

@@ -30,7 +30,7 @@ int sluice__redis_error(sluice_error *err, int code, const char *what, const cha
     return code;
 }
 
-long sluice__redis_format(const sluice__redis *r, const sluice__op *op, bool eval, char **cmd)
+long sluice__redis_format_sha(const char *sha, const sluice__op *op, bool eval, char **cmd)
 {
     *cmd = NULL;
     int n = op->nlimits;
@@ -58,7 +58,7 @@ long sluice__redis_format(const sluice__redis *r, const sluice__op *op, bool eva
         PUSH_STR(sluice__redis_lua, sluice__redis_lua_len);
     } else {
         PUSH_STR("EVALSHA", 7);
-        PUSH_STR(r->sha, 40);
+        PUSH_STR(sha, 40);
     }
     PUSH_NUM(n);
     for (int i = 0; i < n; i++) {
@@ -85,6 +85,11 @@ long sluice__redis_format(const sluice__redis *r, const sluice__op *op, bool eva
     if (len < 0 || !*cmd)
         return SLUICE_ENOMEM;
     return len;
+}
+
+long sluice__redis_format(const sluice__redis *r, const sluice__op *op, bool eval, char **cmd)
+{
+    return sluice__redis_format_sha(r->sha, op, eval, cmd);
 }
 
 bool sluice__redis_is_noscript(const redisReply *reply)
