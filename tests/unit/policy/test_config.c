@@ -351,6 +351,65 @@ static void test_null_safety(void)
     ASSERT_EQ(sluice_config_load_string(&cfg, NULL, 4, "x", NULL), SLUICE_EINVAL);
 }
 
+/*
+ * Random edits of the example config (bytes that matter to YAML) must load
+ * or fail with SLUICE_ECONFIG and a "fuzz.yaml:<line>: " message whose line
+ * lies inside the text; under ASan this is also a memory-safety check.
+ */
+static void test_mutations(void)
+{
+    static const char alphabet[] = ":-[]{}#&*!|>'\"\n \t,?0123456789axz/%@`~";
+    FILE *f = fopen(EXAMPLE, "r");
+    ASSERT(f != NULL);
+    static char orig[8192], text[8192 + 64];
+    size_t len = fread(orig, 1, sizeof(orig) - 1, f);
+    fclose(f);
+    ASSERT(len > 100);
+    uint64_t rng = test_seed();
+    int ok = 0, refused = 0;
+    for (int iter = 0; iter < 3000; iter++) {
+        memcpy(text, orig, len);
+        size_t n = len;
+        int edits = (int)test_range(&rng, 1, 4);
+        for (int e = 0; e < edits; e++) {
+            size_t at = (size_t)test_range(&rng, 0, (int64_t)n - 1);
+            char ch = alphabet[test_range(&rng, 0, (int64_t)sizeof(alphabet) - 2)];
+            int op = (int)test_range(&rng, 0, 2);
+            if (op == 0) {
+                text[at] = ch;
+            } else if (op == 1 && n + 1 < sizeof(text)) {
+                memmove(text + at + 1, text + at, n - at);
+                text[at] = ch;
+                n++;
+            } else if (n > 1) {
+                memmove(text + at, text + at + 1, n - at - 1);
+                n--;
+            }
+        }
+        int lines = 1;
+        for (size_t i = 0; i < n; i++)
+            lines += text[i] == '\n';
+        sluice_config *cfg = NULL;
+        sluice_error err = {0};
+        int rc = sluice_config_load_string(&cfg, text, n, "fuzz.yaml", &err);
+        if (rc == 0) {
+            ASSERT(cfg != NULL && cfg->nrules > 0);
+            sluice_config_free(cfg);
+            ok++;
+            continue;
+        }
+        int line = 0, off = 0;
+        if (rc != SLUICE_ECONFIG || sscanf(err.msg, "fuzz.yaml:%d: %n", &line, &off) != 1 ||
+            off == 0 || line < 1 || line > lines)
+            test_fail(__FILE__, __LINE__, "iteration %d: rc %d, message '%s' (%d lines)", iter,
+                      rc, err.msg, lines);
+        ASSERT(cfg == NULL);
+        refused++;
+    }
+    printf("  3000 mutated configs: %d loaded, %d refused with a line\n", ok, refused);
+    ASSERT(ok > 0 && refused > 0);
+}
+
 /* ---- allocation failures ---------------------------------------------------- */
 
 static long budget;      /* allocations left before failing; < 0: never fail */
@@ -429,6 +488,7 @@ int main(void)
     RUN(test_io);
     RUN(test_durations);
     RUN(test_null_safety);
+    RUN(test_mutations);
     RUN(test_alloc_failures);
     return test_done();
 }
