@@ -470,6 +470,8 @@ static int mem_decide(void *impl, const sluice__op *op, sluice_decision *out, sl
         return mem_error(err, SLUICE_EINVAL, "memory store: cost out of 0..%lld",
                          (long long)SLUICE_COST_MAX);
     int64_t now = op->now_ms == SLUICE_NOW ? sluice__clock_now_ms() : op->now_ms;
+    if (now < 0)
+        return mem_error(err, SLUICE_EINVAL, "memory store: now_ms is negative");
     unsigned logmask;
     uint32_t sig = limits_sig(op->limits, op->nlimits, &logmask);
     uint64_t h = key_hash(op->key, op->key_len);

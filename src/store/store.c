@@ -21,11 +21,11 @@
 #include "util/clock.h"
 
 /*
- * The Redis stores live in files of their own.  Referenced weakly so that a
- * build without them still links; a missing table reads as NULL and its
- * schemes report "not built".
+ * redis+cluster:// lives in a file of its own, referenced weakly so that a
+ * build without it still links (its scheme then reports "not built").  A weak
+ * reference does not pull an object out of a static archive, so every store
+ * that is built must be referenced strongly, as redis.c is.
  */
-#pragma weak sluice__redis_ops
 #pragma weak sluice__cluster_ops
 
 #define DEFAULT_TIMEOUT_MS 20

@@ -1,0 +1,487 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * test_memory.c - the embedded store: decisions equal the pure algorithm on
+ * the same cells, idle keys are dropped (after a decision, by the sweep),
+ * max_keys evicts the least recently used key, limit sets are all or
+ * nothing, a changed rule resets a key, and allocation failures change
+ * nothing.  Explicit now_ms everywhere, so every result is exact.
+ */
+#include "core/algo.h"
+#include "store/memory.h"
+#include "store/store.h"
+#include "test.h"
+
+static sluice__memstore *open_mem(const char *url)
+{
+    sluice__url u;
+    sluice_error err;
+    sluice__memstore *m = NULL;
+    if (sluice__url_parse(&u, url, &err) != 0)
+        test_fail(__FILE__, __LINE__, "url %s: %s", url, err.msg);
+    if (sluice__memory_open(&m, &u, &err) != 0)
+        test_fail(__FILE__, __LINE__, "open %s: %s", url, err.msg);
+    sluice__url_free(&u);
+    return m;
+}
+
+static int decide(sluice__memstore *m, const char *key, const sluice_limit *lims, int n,
+                  int64_t cost, int64_t now, sluice_decision *d)
+{
+    sluice__op op = {.key = key, .key_len = strlen(key), .limits = lims, .nlimits = n,
+                     .cost = cost, .now_ms = now};
+    sluice_error err;
+    memset(d, 0, sizeof(*d));
+    return sluice__memory_decide(m, &op, d, &err);
+}
+
+static void same_decision(const sluice_decision *a, const sluice_decision *b, int step)
+{
+    if (a->allowed != b->allowed || a->limit != b->limit || a->remaining != b->remaining ||
+        a->reset_after_ms != b->reset_after_ms || a->retry_after_ms != b->retry_after_ms ||
+        a->delay_ms != b->delay_ms || a->now_ms != b->now_ms || a->decided_by != b->decided_by ||
+        a->nlimits != b->nlimits)
+        test_fail(__FILE__, __LINE__,
+                  "step %d: store %d/%lld/%lld/%lld/%lld != direct %d/%lld/%lld/%lld/%lld", step,
+                  a->allowed, (long long)a->limit, (long long)a->remaining,
+                  (long long)a->reset_after_ms, (long long)a->retry_after_ms, b->allowed,
+                  (long long)b->limit, (long long)b->remaining, (long long)b->reset_after_ms,
+                  (long long)b->retry_after_ms);
+    for (int i = 0; i < a->nlimits; i++) {
+        const sluice_limit_decision *x = &a->limits[i], *y = &b->limits[i];
+        if (x->allowed != y->allowed || x->limit != y->limit || x->remaining != y->remaining ||
+            x->reset_after_ms != y->reset_after_ms || x->retry_after_ms != y->retry_after_ms ||
+            x->delay_ms != y->delay_ms || x->window_ms != y->window_ms ||
+            x->algorithm != y->algorithm)
+            test_fail(__FILE__, __LINE__, "step %d: limit %d differs", step, i);
+    }
+}
+
+/* The limit sets the random tests draw from: each algorithm, and a mix. */
+static const sluice_limit sets[][3] = {
+    {{SLUICE_FIXED_WINDOW, 5, 1000, 0}},
+    {{SLUICE_SLIDING_WINDOW, 7, 1000, 0}},
+    {{SLUICE_TOKEN_BUCKET, 3, 1000, 6}},
+    {{SLUICE_LEAKY_BUCKET, 4, 1000, 4}},
+    {{SLUICE_SLIDING_LOG, 6, 700, 0}},
+    {{SLUICE_TOKEN_BUCKET, 10, 1000, 10}, {SLUICE_FIXED_WINDOW, 20, 10000, 0},
+     {SLUICE_SLIDING_LOG, 15, 3000, 0}},
+};
+static const int set_n[] = {1, 1, 1, 1, 1, 3};
+#define NSETS 6
+#define NKEYS 40
+
+/* Random traffic on 40 keys, each with a fixed limit set; the store's answer
+ * must equal sluice__decide_cells on cells the test keeps itself. */
+static void test_matches_direct(void)
+{
+    uint64_t seed = test_seed(), st = seed;
+    sluice__memstore *m = open_mem("memory://?shards=4");
+    sluice__cell mirror[NKEYS][3];
+    memset(mirror, 0, sizeof(mirror));
+    int64_t now = 1000000;
+    for (int step = 0; step < 50000; step++) {
+        int k = (int)test_range(&st, 0, NKEYS - 1);
+        int set = k % NSETS;
+        int64_t cost = test_range(&st, 0, 3);
+        if (test_range(&st, 0, 50) == 0)
+            cost = test_range(&st, 0, 30);
+        now += test_range(&st, 0, 3) == 0 ? test_range(&st, 0, 400) : 0;
+        char key[32];
+        snprintf(key, sizeof(key), "rule:k%d", k);
+        sluice_decision a, b;
+        ASSERT_EQ(decide(m, key, sets[set], set_n[set], cost, now, &a), 0);
+        memset(&b, 0, sizeof(b));
+        ASSERT_EQ(sluice__decide_cells(sets[set], set_n[set], mirror[k], now, cost, &b), 0);
+        same_decision(&a, &b, step);
+        /* the store holds exactly the keys whose cells are not idle */
+        if (step % 997 == 0) {
+            size_t busy = 0;
+            for (int j = 0; j < NKEYS; j++) {
+                int s = j % NSETS;
+                for (int i = 0; i < set_n[s]; i++) {
+                    if (!sluice__algo_idle(&sets[s][i], &mirror[j][i], now)) {
+                        busy++;
+                        break;
+                    }
+                }
+            }
+            ASSERT(sluice__memory_keys(m) >= busy);
+        }
+    }
+    for (int j = 0; j < NKEYS; j++)
+        for (int i = 0; i < set_n[j % NSETS]; i++)
+            sluice__algo_release(&sets[j % NSETS][i], &mirror[j][i]);
+    sluice__memory_close(m);
+}
+
+static void test_idle_dropped(void)
+{
+    sluice__memstore *m = open_mem("memory://");
+    const sluice_limit tb = {SLUICE_TOKEN_BUCKET, 10, 1000, 10};
+    const sluice_limit fw = {SLUICE_FIXED_WINDOW, 10, 1000, 0};
+    const sluice_limit sl = {SLUICE_SLIDING_LOG, 10, 1000, 0};
+    sluice_decision d;
+    char key[32];
+    for (int i = 0; i < 300; i++) {
+        snprintf(key, sizeof(key), "r:%d", i);
+        const sluice_limit *l = i % 3 == 0 ? &tb : i % 3 == 1 ? &fw : &sl;
+        ASSERT_EQ(decide(m, key, l, 1, 2, 5000, &d), 0);
+        ASSERT(d.allowed);
+    }
+    ASSERT_EQ(sluice__memory_keys(m), 300);
+    /* a peek on an absent key creates nothing */
+    ASSERT_EQ(decide(m, "r:absent", &tb, 1, 0, 5000, &d), 0);
+    ASSERT(d.allowed);
+    ASSERT_EQ(d.remaining, 10);
+    ASSERT_EQ(sluice__memory_keys(m), 300);
+    /* before the reset time nothing goes */
+    for (int i = 0; i < 300; i++) {
+        snprintf(key, sizeof(key), "r:%d", i);
+        const sluice_limit *l = i % 3 == 0 ? &tb : i % 3 == 1 ? &fw : &sl;
+        ASSERT_EQ(decide(m, key, l, 1, 0, 5199, &d), 0);
+        ASSERT(d.remaining < 10);
+    }
+    ASSERT_EQ(sluice__memory_keys(m), 300);
+    /* the token bucket is full again 200 ms later, the windows at 6000 */
+    for (int i = 0; i < 300; i++) {
+        snprintf(key, sizeof(key), "r:%d", i);
+        const sluice_limit *l = i % 3 == 0 ? &tb : i % 3 == 1 ? &fw : &sl;
+        ASSERT_EQ(decide(m, key, l, 1, 0, 6000, &d), 0);
+        ASSERT_EQ(d.remaining, 10);
+        ASSERT_EQ(d.reset_after_ms, 0);
+    }
+    ASSERT_EQ(sluice__memory_keys(m), 0);
+    /* a denied request on a new key leaves nothing either */
+    ASSERT_EQ(decide(m, "r:big", &tb, 1, 11, 7000, &d), 0);
+    ASSERT(!d.allowed);
+    ASSERT_EQ(d.retry_after_ms, -1);
+    ASSERT_EQ(sluice__memory_keys(m), 0);
+    sluice__memory_close(m);
+}
+
+/* The sweep frees idle keys no one asks about again, and none too early. */
+static void test_sweep(void)
+{
+    sluice__memstore *m = open_mem("memory://?shards=1");
+    const sluice_limit fw = {SLUICE_FIXED_WINDOW, 10, 1000, 0};
+    const sluice_limit hour = {SLUICE_FIXED_WINDOW, 1000000, 3600000, 0};
+    sluice_decision d;
+    char key[32];
+    for (int i = 0; i < 100; i++) {
+        snprintf(key, sizeof(key), "old:%d", i);
+        ASSERT_EQ(decide(m, key, &fw, 1, 1, 0, &d), 0);
+    }
+    ASSERT_EQ(sluice__memory_keys(m), 100);
+    /* in their window: 200 operations on another key free nothing */
+    for (int i = 0; i < 200; i++)
+        ASSERT_EQ(decide(m, "busy", &hour, 1, 1, 999, &d), 0);
+    ASSERT_EQ(sluice__memory_keys(m), 101);
+    /* later, 2 nodes per operation: 50 operations free the 100 */
+    for (int i = 0; i < 49; i++)
+        ASSERT_EQ(decide(m, "busy", &hour, 1, 1, 3000, &d), 0);
+    ASSERT(sluice__memory_keys(m) > 1);
+    for (int i = 0; i < 2; i++)
+        ASSERT_EQ(decide(m, "busy", &hour, 1, 1, 3000, &d), 0);
+    ASSERT_EQ(sluice__memory_keys(m), 1);
+    /* the freed keys start fresh */
+    ASSERT_EQ(decide(m, "old:7", &fw, 1, 0, 3000, &d), 0);
+    ASSERT_EQ(d.remaining, 10);
+    sluice__memory_close(m);
+}
+
+/* The sweep also gets past a busy tail to idle nodes behind it. */
+static void test_sweep_past_busy_tail(void)
+{
+    sluice__memstore *m = open_mem("memory://?shards=1");
+    const sluice_limit fw = {SLUICE_FIXED_WINDOW, 10, 1000, 0};
+    const sluice_limit day = {SLUICE_FIXED_WINDOW, 10, 86400000, 0};
+    sluice_decision d;
+    ASSERT_EQ(decide(m, "tail:a", &day, 1, 1, 0, &d), 0);
+    ASSERT_EQ(decide(m, "tail:b", &day, 1, 1, 0, &d), 0);
+    char key[32];
+    for (int i = 0; i < 20; i++) {
+        snprintf(key, sizeof(key), "k:%d", i);
+        ASSERT_EQ(decide(m, key, &fw, 1, 1, 0, &d), 0);
+    }
+    ASSERT_EQ(sluice__memory_keys(m), 22);
+    for (int i = 0; i < 12; i++) /* peeks on absent keys still sweep */
+        ASSERT_EQ(decide(m, "nobody", &fw, 1, 0, 5000, &d), 0);
+    ASSERT_EQ(sluice__memory_keys(m), 2);
+    sluice__memory_close(m);
+}
+
+static void test_evict_lru(void)
+{
+    sluice__memstore *m = open_mem("memory://?max_keys=3");
+    const sluice_limit fw = {SLUICE_FIXED_WINDOW, 10, 60000, 0};
+    sluice_decision d;
+    ASSERT_EQ(decide(m, "a", &fw, 1, 1, 0, &d), 0);
+    ASSERT_EQ(decide(m, "b", &fw, 1, 2, 1, &d), 0);
+    ASSERT_EQ(decide(m, "c", &fw, 1, 3, 2, &d), 0);
+    ASSERT_EQ(decide(m, "a", &fw, 1, 1, 3, &d), 0); /* a is now the newest */
+    ASSERT_EQ(d.remaining, 8);
+    ASSERT_EQ(decide(m, "d", &fw, 1, 4, 4, &d), 0); /* evicts b, the oldest */
+    ASSERT_EQ(sluice__memory_keys(m), 3);
+    ASSERT_EQ(decide(m, "c", &fw, 1, 0, 5, &d), 0);
+    ASSERT_EQ(d.remaining, 7);
+    ASSERT_EQ(decide(m, "d", &fw, 1, 0, 5, &d), 0);
+    ASSERT_EQ(d.remaining, 6);
+    ASSERT_EQ(decide(m, "a", &fw, 1, 0, 5, &d), 0);
+    ASSERT_EQ(d.remaining, 8);
+    ASSERT_EQ(decide(m, "b", &fw, 1, 0, 5, &d), 0);
+    ASSERT_EQ(d.remaining, 10); /* forgotten */
+    ASSERT_EQ(sluice__memory_keys(m), 3);
+    /* many more keys: the bound holds and the newest survive */
+    char key[32];
+    for (int i = 0; i < 1000; i++) {
+        snprintf(key, sizeof(key), "n:%d", i);
+        ASSERT_EQ(decide(m, key, &fw, 1, 1, 10 + i, &d), 0);
+        ASSERT(sluice__memory_keys(m) <= 3);
+    }
+    for (int i = 997; i < 1000; i++) {
+        snprintf(key, sizeof(key), "n:%d", i);
+        ASSERT_EQ(decide(m, key, &fw, 1, 0, 2000, &d), 0);
+        ASSERT_EQ(d.remaining, 9);
+    }
+    sluice__memory_close(m);
+
+    /* a large bound split over shards is still a bound */
+    m = open_mem("memory://?max_keys=5000");
+    for (int i = 0; i < 20000; i++) {
+        snprintf(key, sizeof(key), "x:%d", i);
+        ASSERT_EQ(decide(m, key, &fw, 1, 1, 100, &d), 0);
+    }
+    ASSERT(sluice__memory_keys(m) <= 5000);
+    ASSERT(sluice__memory_keys(m) >= 4900);
+    sluice__memory_close(m);
+}
+
+static void test_multi_limit(void)
+{
+    sluice__memstore *m = open_mem("memory://");
+    const sluice_limit two[2] = {{SLUICE_FIXED_WINDOW, 5, 10000, 0},
+                                 {SLUICE_TOKEN_BUCKET, 3, 10000, 3}};
+    sluice_decision d;
+    for (int i = 0; i < 3; i++) {
+        ASSERT_EQ(decide(m, "multi", two, 2, 1, 100, &d), 0);
+        ASSERT(d.allowed);
+    }
+    ASSERT_EQ(decide(m, "multi", two, 2, 1, 100, &d), 0);
+    ASSERT(!d.allowed);
+    ASSERT_EQ(d.decided_by, 1);
+    ASSERT(d.limits[0].allowed); /* the window would have allowed it... */
+    /* ...but consumed nothing: 2 left in the window */
+    ASSERT_EQ(decide(m, "multi", two, 2, 0, 100, &d), 0);
+    ASSERT_EQ(d.limits[0].remaining, 2);
+    ASSERT_EQ(d.limits[1].remaining, 0);
+    sluice__memory_close(m);
+}
+
+static void test_signature_change(void)
+{
+    sluice__memstore *m = open_mem("memory://");
+    const sluice_limit five = {SLUICE_FIXED_WINDOW, 5, 10000, 0};
+    const sluice_limit six = {SLUICE_FIXED_WINDOW, 6, 10000, 0};
+    const sluice_limit log = {SLUICE_SLIDING_LOG, 5, 10000, 0};
+    const sluice_limit pair[2] = {{SLUICE_SLIDING_LOG, 5, 10000, 0},
+                                  {SLUICE_TOKEN_BUCKET, 5, 10000, 5}};
+    sluice_decision d;
+    for (int i = 0; i < 5; i++)
+        ASSERT_EQ(decide(m, "k", &five, 1, 1, 100, &d), 0);
+    ASSERT_EQ(decide(m, "k", &five, 1, 1, 100, &d), 0);
+    ASSERT(!d.allowed);
+    ASSERT_EQ(decide(m, "k", &six, 1, 1, 100, &d), 0); /* new params: fresh */
+    ASSERT(d.allowed);
+    ASSERT_EQ(d.remaining, 5);
+    ASSERT_EQ(decide(m, "k", &log, 1, 2, 100, &d), 0); /* new algorithm: fresh */
+    ASSERT_EQ(d.remaining, 3);
+    ASSERT_EQ(decide(m, "k", pair, 2, 1, 100, &d), 0); /* two limits: new node */
+    ASSERT_EQ(d.limits[0].remaining, 4);
+    ASSERT_EQ(d.limits[1].remaining, 4);
+    ASSERT_EQ(decide(m, "k", &five, 1, 1, 100, &d), 0); /* back to one */
+    ASSERT_EQ(d.remaining, 4);
+    ASSERT_EQ(sluice__memory_keys(m), 1);
+    sluice__memory_close(m);
+}
+
+/* Many keys in one shard: the table grows and shrinks incrementally while
+ * every key keeps its state. */
+static void test_rehash(void)
+{
+    sluice__memstore *m = open_mem("memory://?shards=1");
+    const sluice_limit fw = {SLUICE_FIXED_WINDOW, 100, 10000, 0};
+    sluice_decision d;
+    char key[32];
+    for (int i = 0; i < 20000; i++) {
+        snprintf(key, sizeof(key), "g:%d", i);
+        ASSERT_EQ(decide(m, key, &fw, 1, 1 + i % 7, 10, &d), 0);
+    }
+    ASSERT_EQ(sluice__memory_keys(m), 20000);
+    for (int i = 0; i < 20000; i += 3) {
+        snprintf(key, sizeof(key), "g:%d", i);
+        ASSERT_EQ(decide(m, key, &fw, 1, 0, 20, &d), 0);
+        ASSERT_EQ(d.remaining, 100 - (1 + i % 7));
+    }
+    for (int i = 0; i < 20000; i++) { /* all idle: each peek frees its key */
+        snprintf(key, sizeof(key), "g:%d", i);
+        ASSERT_EQ(decide(m, key, &fw, 1, 0, 10000, &d), 0);
+        ASSERT_EQ(d.remaining, 100);
+    }
+    ASSERT_EQ(sluice__memory_keys(m), 0);
+    ASSERT_EQ(decide(m, "again", &fw, 1, 1, 10000, &d), 0);
+    ASSERT_EQ(sluice__memory_keys(m), 1);
+    sluice__memory_close(m);
+}
+
+/* ---- allocation failures ------------------------------------------------- */
+
+static int fail_on;      /* when non-zero, fail allocations */
+static uint64_t fail_st; /* random state deciding which */
+static long fails;
+
+static void *fail_malloc(size_t n)
+{
+    if (fail_on && test_range(&fail_st, 0, 2) == 0) {
+        fails++;
+        return NULL;
+    }
+    return malloc(n);
+}
+
+static void *fail_realloc(void *p, size_t n)
+{
+    if (fail_on && test_range(&fail_st, 0, 2) == 0) {
+        fails++;
+        return NULL;
+    }
+    return realloc(p, n);
+}
+
+static void test_enomem(void)
+{
+    fail_st = test_seed() | 1;
+    sluice_set_allocator(fail_malloc, fail_realloc, free);
+    uint64_t st = fail_st;
+
+    /* open fails cleanly until it succeeds */
+    sluice__memstore *m = NULL;
+    sluice_error err;
+    fail_on = 1;
+    int tries = 0;
+    while (sluice__memory_open(&m, NULL, &err) != 0) {
+        ASSERT_EQ(err.code, SLUICE_ENOMEM);
+        ASSERT(m == NULL);
+        ASSERT(++tries < 1000);
+    }
+    fail_on = 0;
+
+    sluice__cell mirror[NKEYS][3];
+    memset(mirror, 0, sizeof(mirror));
+    int64_t now = 1000;
+    long nomem = 0;
+    for (int step = 0; step < 20000; step++) {
+        int k = (int)test_range(&st, 0, NKEYS - 1);
+        int set = k % NSETS;
+        int64_t cost = test_range(&st, 0, 2);
+        now += test_range(&st, 0, 1) ? test_range(&st, 0, 100) : 0;
+        char key[32];
+        snprintf(key, sizeof(key), "rule:k%d", k);
+        sluice_decision a, b;
+        fail_on = 1;
+        int rc = decide(m, key, sets[set], set_n[set], cost, now, &a);
+        fail_on = 0;
+        if (rc == SLUICE_ENOMEM) {
+            nomem++;
+            continue; /* nothing may have changed: the mirror stays too */
+        }
+        ASSERT_EQ(rc, 0);
+        memset(&b, 0, sizeof(b));
+        ASSERT_EQ(sluice__decide_cells(sets[set], set_n[set], mirror[k], now, cost, &b), 0);
+        same_decision(&a, &b, step);
+    }
+    ASSERT(nomem > 0);
+    ASSERT(fails > 0);
+    for (int j = 0; j < NKEYS; j++)
+        for (int i = 0; i < set_n[j % NSETS]; i++)
+            sluice__algo_release(&sets[j % NSETS][i], &mirror[j][i]);
+    sluice__memory_close(m);
+    sluice_set_allocator(NULL, NULL, NULL);
+}
+
+static void test_null_and_bad_args(void)
+{
+    sluice__memory_close(NULL);
+    sluice_store_close(NULL);
+    sluice_async_free(NULL);
+    sluice__url_free(NULL);
+    ASSERT_EQ(sluice__memory_keys(NULL), 0);
+    ASSERT_EQ(sluice_store_keys(NULL), 0);
+
+    sluice__memstore *m = open_mem("memory://");
+    const sluice_limit fw = {SLUICE_FIXED_WINDOW, 10, 1000, 0};
+    sluice_decision d;
+    ASSERT_EQ(decide(m, "", &fw, 1, 1, 0, &d), SLUICE_EKEY);
+    char big[SLUICE_STORE_KEY_MAX + 2];
+    memset(big, 'k', sizeof(big) - 1);
+    big[sizeof(big) - 1] = '\0';
+    ASSERT_EQ(decide(m, big, &fw, 1, 1, 0, &d), SLUICE_EKEY);
+    big[SLUICE_STORE_KEY_MAX] = '\0';
+    ASSERT_EQ(decide(m, big, &fw, 1, 1, 0, &d), 0);
+    ASSERT_EQ(decide(m, "k", &fw, 1, -1, 0, &d), SLUICE_EINVAL);
+    ASSERT_EQ(decide(m, "k", &fw, 1, SLUICE_COST_MAX + 1, 0, &d), SLUICE_EINVAL);
+    ASSERT_EQ(decide(m, "k", &fw, 0, 1, 0, &d), SLUICE_EINVAL);
+    ASSERT_EQ(decide(m, "k", &fw, 1, 1, -5, &d), SLUICE_EINVAL);
+    ASSERT_EQ(sluice__memory_keys(m), 1);
+    sluice__memory_close(m);
+
+    sluice__url u;
+    sluice_error err;
+    const char *bad[] = {"memory://?max_keys=0", "memory://?max_keys=x",
+                         "memory://?shards=3", "memory://?shards=2048", "memory://?foo=1",
+                         "memory://?max_keys=99999999999999999999"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        ASSERT_EQ(sluice__url_parse(&u, bad[i], &err), 0);
+        m = (sluice__memstore *)&u; /* must be reset to NULL */
+        ASSERT_EQ(sluice__memory_open(&m, &u, &err), SLUICE_EURL);
+        ASSERT(m == NULL);
+        ASSERT_CONTAINS(err.msg, "store URL");
+        sluice__url_free(&u);
+    }
+}
+
+/* Through the public API: open by URL, decide by op, ping, keys. */
+static void test_ops_table(void)
+{
+    sluice_store *s = NULL;
+    sluice_error err;
+    ASSERT_EQ(sluice_store_open(&s, "memory://?max_keys=10", NULL, &err), 0);
+    ASSERT_EQ(sluice_store_ping(s, &err), 0);
+    ASSERT_EQ(sluice_store_keys(s), 0);
+    sluice_store_close(s);
+    ASSERT_EQ(sluice_store_open(&s, "memory://?max_keys=", NULL, &err), SLUICE_EURL);
+    ASSERT(s == NULL);
+    ASSERT_EQ(sluice_store_open(&s, "nope://", NULL, &err), SLUICE_EURL);
+    ASSERT_EQ(sluice_store_open(&s, NULL, NULL, &err), SLUICE_EINVAL);
+    ASSERT_EQ(sluice_store_open(NULL, "memory://", NULL, &err), SLUICE_EINVAL);
+    sluice_store_options o = {.timeout_ms = -1};
+    ASSERT_EQ(sluice_store_open(&s, "memory://", &o, &err), SLUICE_EINVAL);
+    o.timeout_ms = 0;
+    o.on_store_error = 7;
+    ASSERT_EQ(sluice_store_open(&s, "memory://", &o, &err), SLUICE_EINVAL);
+}
+
+int main(void)
+{
+    RUN(test_matches_direct);
+    RUN(test_idle_dropped);
+    RUN(test_sweep);
+    RUN(test_sweep_past_busy_tail);
+    RUN(test_evict_lru);
+    RUN(test_multi_limit);
+    RUN(test_signature_change);
+    RUN(test_rehash);
+    RUN(test_enomem);
+    RUN(test_null_and_bad_args);
+    RUN(test_ops_table);
+    return test_done();
+}
