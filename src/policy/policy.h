@@ -35,25 +35,27 @@ typedef struct sluice__tier {
 } sluice__tier;
 
 typedef struct sluice__rule {
-    char *name;          /* <= SLUICE_RULE_NAME_MAX bytes, no ':' '{' '}' or spaces */
+    char *name;          /* 1..SLUICE_RULE_NAME_MAX (64) bytes of [A-Za-z0-9_.-]; unique */
     int line;            /* where it starts in the file */
-    char *method;        /* NULL: any method */
-    char *path;          /* NULL: any path; else exact, or prefix when prefix is true */
+    char *method;        /* NULL: any method; else uppercased ("post" -> "POST") */
+    char *path;          /* NULL: any path (a slash-star path, or none); else exact, or prefix when
+                          * prefix is true; compared with the query string stripped */
     bool prefix;         /* path ended in '*' (stored without the '*') */
     int nident;          /* 0: use the config's identify list */
     sluice__ident *ident;
-    bool shadow;         /* decide and count, never deny */
+    bool shadow;         /* decide and count, never deny; already true when the
+                          * config's top-level shadow is */
     bool shape;          /* leaky bucket: /v1/authorize waits delay_ms (default true) */
     sluice__limit_set set; /* when ntiers == 0 */
     int ntiers;
     sluice__tier *tiers;  /* the first is the fallback unless one is named "free" */
-    int default_tier;     /* index used for unknown/missing tiers */
+    int default_tier;     /* index used for unknown/missing tiers (0 without tiers) */
 } sluice__rule;
 
 typedef struct sluice__cidr {
     int family;          /* AF_INET or AF_INET6 */
     unsigned char addr[16];
-    int bits;
+    int bits;            /* prefix length; host bits of addr are zero */
 } sluice__cidr;
 
 enum { SLUICE_HEADERS_LEGACY = 1, SLUICE_HEADERS_IETF = 2, SLUICE_HEADERS_BOTH = 3,
@@ -78,13 +80,21 @@ struct sluice_config {
     sluice__rule *rules;
 };
 
-/* The limits a match selects (rule's own, or its tier's). */
+/* The limits a match selects (rule's own, or its tier's); NULL for a bad index. */
 const sluice__limit_set *sluice__config_limits(const sluice_config *cfg, const sluice_match *m);
 
-/* True when addr (text) lies in one of the config's trusted proxy ranges. */
+/*
+ * True when addr (textual IPv4 or IPv6; an IPv4-mapped IPv6 address counts
+ * as IPv4) lies in one of the config's trusted proxy ranges.  False for
+ * NULL or text that is not an address.
+ */
 bool sluice__config_trusted(const sluice_config *cfg, const char *addr);
 
-/* Parses "10ms", "5s", "1m", "2h", "1d" into ms; 0 or -1. */
+/*
+ * Parses "10ms", "5s", "1m", "2h", "1d" (digits then exactly one unit) into
+ * *ms.  Returns 0, or -1 for anything else (a bare number, a sign, spaces,
+ * overflow) leaving *ms unchanged.
+ */
 int sluice__parse_duration(const char *s, int64_t *ms);
 
 #endif /* SLUICE_POLICY_H */
