@@ -45,7 +45,6 @@ if now < 0 then
   now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 local cost = tonumber(ARGV[2])
-local cq = math.max(cost, 1)
 local n = #KEYS
 local slack = tonumber(ARGV[3 + 4 * n])
 
@@ -66,20 +65,22 @@ local function cell(key, alg, L, W, B)
   return s1, s2, s3
 end
 
-local function fixed_window(key, L, W, B, p)
+local function fixed_window(key, L, W, B, p, cost)
+  local cq = math.max(cost, 1)
   local win, cnt = cell(key, 0, L, W, B)
   local i = idiv(now, W)
   local n0 = (win == i) and cnt or 0
   local ok = n0 + cq <= L
   local n1 = ok and n0 + cost or n0
   p.allowed = ok
-  p.remaining = L - n1
+  p.remaining = math.max(0, L - n1)
   p.reset = (n1 > 0) and (i + 1) * W - now or 0
   p.retry = ok and 0 or (i + 1) * W - now
   p.state = struct.pack(HDR, 0, L, W, B, i, n1, 0)
 end
 
-local function sliding_window(key, L, W, B, p)
+local function sliding_window(key, L, W, B, p, cost)
+  local cq = math.max(cost, 1)
   local win, prev, cur = cell(key, 2, L, W, B)
   local j = idiv(now, W)
   local e = now - j * W
@@ -110,7 +111,8 @@ local function sliding_window(key, L, W, B, p)
   p.state = struct.pack(HDR, 2, L, W, B, j, pv, n1)
 end
 
-local function gcra(key, alg, L, W, B, p)
+local function gcra(key, alg, L, W, B, p, cost)
+  local cq = math.max(cost, 1)
   local t0, excess = cell(key, alg, L, W, B)
   if not t0 then
     t0, excess = 0, 0
@@ -132,7 +134,8 @@ local function gcra(key, alg, L, W, B, p)
   p.state = struct.pack(HDR, alg, L, W, B, math.max(now, t0), x1, 0)
 end
 
-local function sliding_log(key, L, W, B, p)
+local function sliding_log(key, L, W, B, p, cost)
+  local cq = math.max(cost, 1)
   local ok, h = pcall(redis.call, 'LINDEX', key, 0)
   local len, sum, drop = 0, 0, 0
   local entries = {}
@@ -171,9 +174,9 @@ local function sliding_log(key, L, W, B, p)
   local allowed = sum + cq <= L
   local s1 = allowed and sum + cost or sum
   p.allowed = allowed
-  p.remaining = L - s1
+  p.remaining = math.max(0, L - s1)
   if allowed and cost > 0 then
-    p.reset = W
+    p.reset = math.max(newest_t or now, now) + W - now
   elseif live > 0 then
     p.reset = newest_t + W - now
   else
@@ -205,35 +208,59 @@ local function sliding_log(key, L, W, B, p)
             hdr = struct.pack(HDR, 1, L, W, B, s1, 0, 0) }
 end
 
-for i = 1, n do
+-- Evaluates limit i at cost c (0 = peek, judged as 1) into a new plan.
+local function eval(i, c)
   local base = 2 + 4 * (i - 1)
   local alg = tonumber(ARGV[base + 1])
   local L = tonumber(ARGV[base + 2])
   local W = tonumber(ARGV[base + 3])
   local B = tonumber(ARGV[base + 4])
+  if (alg == 3 or alg == 4) and B <= 0 then
+    B = L -- burst 0: the default, L
+  end
   local p = { alg = alg, delay = 0 }
   if alg == 0 then
-    fixed_window(KEYS[i], L, W, B, p)
+    fixed_window(KEYS[i], L, W, B, p, c)
   elseif alg == 1 then
-    sliding_log(KEYS[i], L, W, B, p)
+    sliding_log(KEYS[i], L, W, B, p, c)
   elseif alg == 2 then
-    sliding_window(KEYS[i], L, W, B, p)
+    sliding_window(KEYS[i], L, W, B, p, c)
   elseif alg == 3 or alg == 4 then
-    gcra(KEYS[i], alg, L, W, B, p)
+    gcra(KEYS[i], alg, L, W, B, p, c)
   else
-    return redis.error_reply('ERR sluice: unknown algorithm')
+    return nil
   end
   local cap = (alg == 3 or alg == 4) and B or L
   p.limit = cap
-  if cq > cap then
+  if math.max(c, 1) > cap then
     p.allowed = false
     p.retry = -1
   end
   if not p.allowed then
-    all = false
     p.delay = 0
   end
+  return p
+end
+
+for i = 1, n do
+  local p = eval(i, cost)
+  if not p then
+    return redis.error_reply('ERR sluice: unknown algorithm')
+  end
+  all = all and p.allowed
   plans[i] = p
+end
+
+-- A denied request consumes nothing: the limits that would have allowed it
+-- report their unchanged state (a peek's remaining and reset_after), no delay.
+if not all then
+  for i = 1, n do
+    if plans[i].allowed then
+      plans[i] = eval(i, 0)
+      plans[i].allowed = true
+      plans[i].delay = 0
+    end
+  end
 end
 
 for i = 1, n do
@@ -250,8 +277,9 @@ for i = 1, n do
           redis.call('LTRIM', key, g.drop, -1)
         end
         redis.call('LSET', key, 0, g.hdr)
-        if g.live > 0 and g.newest_t == now then
-          redis.call('LSET', key, -1, struct.pack(ENT, now, g.newest_c + cost))
+        if g.live > 0 and g.newest_t >= now then
+          -- same millisecond (or a server clock that stepped back): merge
+          redis.call('LSET', key, -1, struct.pack(ENT, g.newest_t, g.newest_c + cost))
         else
           redis.call('RPUSH', key, struct.pack(ENT, now, cost))
         end

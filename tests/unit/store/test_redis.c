@@ -1,0 +1,532 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * test_redis.c - the Redis store against a real server.
+ *
+ * Without SLUICE_REDIS_URL only the offline parts run (SHA1, the embedded
+ * script, command building, reply parsing) and the rest prints "skipped: no
+ * redis".  tests/integ/test_redis_store.sh starts a redis-server and runs
+ * this program with SLUICE_REDIS_URL set:
+ *   - random traces, decided both by src/core (sluice__decide_cells on
+ *     in-process cells) and by the Lua script (explicit times, also
+ *     epoch-scale ones and limits at the bounds): every field must agree;
+ *   - the asynchronous path with 64 decisions in flight on one connection;
+ *   - SCRIPT FLUSH between and during decisions: no failed decision;
+ *   - TTLs: with the server's clock every key's PTTL <= its reset_after.
+ *
+ * Worker mode, for the multi-process tests of the integration script:
+ *   test_redis hammer URL SPEC N INFLIGHT KEY
+ * makes N decisions (cost 1, server time) on KEY with INFLIGHT in flight on
+ * the async path and prints "allowed=A denied=D errors=E max_us=M"; SPEC is
+ * "alg:limit:window_ms:burst[,alg:...]" with alg a number (sluice.h).
+ *   test_redis peek URL SPEC KEY    prints each limit's remaining.
+ */
+#include <event2/event.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/algo.h"
+#include "store/redis_int.h"
+#include "store/redis_lua.h"
+#include "test.h"
+
+static const char *url_env;
+static uint64_t seed;
+
+static void *open_store(const char *url, int timeout_ms)
+{
+    sluice__url u;
+    sluice_error err = {0};
+    if (sluice__url_parse(&u, url, &err) != 0)
+        test_fail(__FILE__, __LINE__, "url: %s", err.msg);
+    sluice_store_options o = {0};
+    o.timeout_ms = timeout_ms;
+    void *impl = NULL;
+    int rc = sluice__redis_ops.open(&impl, &u, &o, &err);
+    sluice__url_free(&u);
+    if (rc != 0)
+        test_fail(__FILE__, __LINE__, "open: %s", err.msg);
+    return impl;
+}
+
+/* ---- offline --------------------------------------------------------- */
+
+static void test_sha1(void)
+{
+    char hex[41];
+    sluice__sha1_hex("abc", 3, hex);
+    ASSERT_STREQ(hex, "a9993e364706816aba3e25717850c26c9cd0d89d");
+    sluice__sha1_hex("", 0, hex);
+    ASSERT_STREQ(hex, "da39a3ee5e6b4b0d3255bfef95601890afd80709");
+    const char *s56 = "abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq";
+    sluice__sha1_hex(s56, strlen(s56), hex);
+    ASSERT_STREQ(hex, "84983e441c3bd26ebaae4aa1f95129e5e54670f1");
+}
+
+static void test_embedded_script_matches_file(void)
+{
+    FILE *f = fopen(SLUICE_SOURCE_DIR "/src/store/sluice.lua", "rb");
+    ASSERT(f != NULL);
+    static char buf[65536];
+    size_t n = fread(buf, 1, sizeof(buf), f);
+    fclose(f);
+    ASSERT_EQ(n, sluice__redis_lua_len);
+    ASSERT(memcmp(buf, sluice__redis_lua, n) == 0);
+}
+
+static void test_format_and_parse(void)
+{
+    sluice__redis r;
+    memset(&r, 0, sizeof(r));
+    memset(r.sha, 'a', 40);
+    sluice_limit lims[2] = {{SLUICE_TOKEN_BUCKET, 10, 1000, 20}, {SLUICE_FIXED_WINDOW, 5, 60000, 0}};
+    sluice__op op = {"rule:ip:1.2.3.4", 15, lims, 2, 3, 1700000000123LL};
+    char *cmd;
+    long len = sluice__redis_format(&r, &op, false, &cmd);
+    ASSERT(len > 0);
+    ASSERT_CONTAINS(cmd, "EVALSHA");
+    ASSERT_CONTAINS(cmd, "sluice:{rule:ip:1.2.3.4}:0");
+    ASSERT_CONTAINS(cmd, "sluice:{rule:ip:1.2.3.4}:1");
+    ASSERT_CONTAINS(cmd, "1700000000123");
+    redisFreeCommand(cmd);
+    op.now_ms = SLUICE_NOW;
+    len = sluice__redis_format(&r, &op, true, &cmd);
+    ASSERT(len > (long)sluice__redis_lua_len);
+    ASSERT_CONTAINS(cmd, "$2\r\n-1\r\n");
+    redisFreeCommand(cmd);
+    op.cost = -1;
+    ASSERT_EQ(sluice__redis_format(&r, &op, false, &cmd), SLUICE_EINVAL);
+
+    /* a reply: now, then 6 integers per limit */
+    redisReply el[13], *pel[13];
+    int64_t vals[13] = {42, 1, 20, 17, 300, 0, 0, 0, 5, 0, 59958, 59958, 0};
+    for (int i = 0; i < 13; i++) {
+        memset(&el[i], 0, sizeof(el[i]));
+        el[i].type = REDIS_REPLY_INTEGER;
+        el[i].integer = vals[i];
+        pel[i] = &el[i];
+    }
+    redisReply top = {0};
+    top.type = REDIS_REPLY_ARRAY;
+    top.elements = 13;
+    top.element = pel;
+    op.cost = 1;
+    sluice_decision d;
+    sluice_error err = {0};
+    ASSERT_EQ(sluice__redis_parse(&top, &op, &d, &err), 0);
+    ASSERT_EQ(d.now_ms, 42);
+    ASSERT(!d.allowed);
+    ASSERT_EQ(d.decided_by, 1);
+    ASSERT_EQ(d.retry_after_ms, 59958);
+    ASSERT_EQ(d.limits[0].remaining, 17);
+    ASSERT_EQ(d.limits[1].window_ms, 60000);
+    top.elements = 12;
+    ASSERT_EQ(sluice__redis_parse(&top, &op, &d, &err), SLUICE_ESTORE);
+    redisReply e = {0};
+    e.type = REDIS_REPLY_ERROR;
+    e.str = (char *)"NOSCRIPT No matching script. Please use EVAL.";
+    e.len = strlen(e.str);
+    ASSERT(sluice__redis_is_noscript(&e));
+    ASSERT_EQ(sluice__redis_parse(&e, &op, &d, &err), SLUICE_ESTORE);
+    e.str = (char *)"READONLY You can't write against a read only replica.";
+    e.len = strlen(e.str);
+    ASSERT(sluice__redis_is_moved_master(&e));
+}
+
+static void test_closed_port_fails_fast(void)
+{
+    /* nothing listens on port 1: refused at once, then backoff */
+    void *impl = open_store("redis://127.0.0.1:1", 50);
+    sluice_limit lim = {SLUICE_FIXED_WINDOW, 5, 1000, 0};
+    sluice__op op = {"r:k", 3, &lim, 1, 1, SLUICE_NOW};
+    sluice_decision d;
+    sluice_error err = {0};
+    for (int i = 0; i < 20; i++) {
+        int64_t t0 = sluice__redis_mono_us();
+        int rc = sluice__redis_ops.decide(impl, &op, &d, &err);
+        ASSERT(rc == SLUICE_ESTORE || rc == SLUICE_ETIMEOUT);
+        ASSERT(sluice__redis_mono_us() - t0 < 200000);
+    }
+    ASSERT(strstr(err.msg, "redis") != NULL);
+    sluice__redis_ops.close(impl);
+}
+
+static void test_password_not_in_errors(void)
+{
+    void *impl = open_store("redis://bob:s3cretpw@127.0.0.1:1/2", 30);
+    sluice_error err = {0};
+    ASSERT(sluice__redis_ops.ping(impl, &err) < 0);
+    ASSERT(strstr(err.msg, "s3cretpw") == NULL);
+    sluice__redis_ops.close(impl);
+}
+
+/* ---- against a server -------------------------------------------------- */
+
+static void assert_same(const sluice_decision *a, const sluice_decision *b, int step)
+{
+    if (a->allowed != b->allowed || a->limit != b->limit || a->remaining != b->remaining ||
+        a->reset_after_ms != b->reset_after_ms || a->retry_after_ms != b->retry_after_ms ||
+        a->delay_ms != b->delay_ms || a->now_ms != b->now_ms || a->nlimits != b->nlimits ||
+        a->decided_by != b->decided_by)
+        test_fail(__FILE__, __LINE__,
+                  "step %d top: core %d/%" PRId64 "/%" PRId64 "/%" PRId64 "/%" PRId64
+                  "/%" PRId64 " redis %d/%" PRId64 "/%" PRId64 "/%" PRId64 "/%" PRId64
+                  "/%" PRId64 " (seed %" PRIu64 ")",
+                  step, a->allowed, a->limit, a->remaining, a->reset_after_ms,
+                  a->retry_after_ms, a->delay_ms, b->allowed, b->limit, b->remaining,
+                  b->reset_after_ms, b->retry_after_ms, b->delay_ms, seed);
+    for (int i = 0; i < a->nlimits; i++) {
+        const sluice_limit_decision *x = &a->limits[i], *y = &b->limits[i];
+        if (x->allowed != y->allowed || x->limit != y->limit || x->remaining != y->remaining ||
+            x->reset_after_ms != y->reset_after_ms || x->retry_after_ms != y->retry_after_ms ||
+            x->delay_ms != y->delay_ms || x->window_ms != y->window_ms ||
+            x->algorithm != y->algorithm)
+            test_fail(__FILE__, __LINE__,
+                      "step %d limit %d (alg %d): core %d/%" PRId64 "/%" PRId64 "/%" PRId64
+                      "/%" PRId64 " redis %d/%" PRId64 "/%" PRId64 "/%" PRId64 "/%" PRId64
+                      " (seed %" PRIu64 ")",
+                      step, i, x->algorithm, x->allowed, x->remaining, x->reset_after_ms,
+                      x->retry_after_ms, x->delay_ms, y->allowed, y->remaining,
+                      y->reset_after_ms, y->retry_after_ms, y->delay_ms, seed);
+    }
+}
+
+static void random_limit(uint64_t *st, sluice_limit *l, bool at_bounds)
+{
+    l->algorithm = (int)test_range(st, 0, 4);
+    if (at_bounds) {
+        l->limit = test_range(st, 0, 1) ? SLUICE_LIMIT_MAX : test_range(st, 1, 1000000);
+        l->window_ms = SLUICE_PRODUCT_MAX / l->limit;
+        if (l->window_ms > SLUICE_WINDOW_MAX_MS)
+            l->window_ms = SLUICE_WINDOW_MAX_MS;
+        if (l->algorithm == SLUICE_SLIDING_LOG)
+            l->limit = SLUICE_SLIDING_LOG_MAX;
+    } else {
+        l->limit = test_range(st, 1, 12);
+        static const int64_t windows[] = {1, 3, 10, 100, 1000, 7000, 60000, 3600000};
+        l->window_ms = windows[test_range(st, 0, 7)];
+    }
+    l->burst = 0;
+    if (l->algorithm == SLUICE_TOKEN_BUCKET || l->algorithm == SLUICE_LEAKY_BUCKET)
+        l->burst = test_range(st, 0, 1) ? l->limit : test_range(st, 1, 3 * (l->limit % 1000) + 1);
+    if (l->burst * l->window_ms > SLUICE_PRODUCT_MAX)
+        l->burst = SLUICE_PRODUCT_MAX / l->window_ms;
+}
+
+static void run_trace(void *impl, uint64_t *st, int trace, int64_t t0, bool at_bounds)
+{
+    int n = (int)test_range(st, 1, 3);
+    sluice_limit lims[SLUICE_MAX_LIMITS];
+    for (int i = 0; i < n; i++)
+        random_limit(st, &lims[i], at_bounds);
+    sluice__cell cells[SLUICE_MAX_LIMITS];
+    memset(cells, 0, sizeof(cells));
+    char key[64];
+    snprintf(key, sizeof(key), "diff:%" PRIu64 ":%d", seed, trace);
+    int64_t t = t0;
+    int64_t wmax = 1;
+    for (int i = 0; i < n; i++)
+        wmax = lims[i].window_ms > wmax ? lims[i].window_ms : wmax;
+    for (int step = 0; step < 60; step++) {
+        int r = (int)test_range(st, 0, 9);
+        if (r < 4)
+            t += 0;
+        else if (r < 8)
+            t += test_range(st, 0, wmax < 4 ? 4 : wmax / 4);
+        else
+            t += test_range(st, 0, 2 * wmax);
+        int64_t cost = test_range(st, 0, 9) == 0 ? 0 : test_range(st, 1, 3);
+        if (test_range(st, 0, 30) == 0)
+            cost = 1000000; /* above every capacity here: retry_after -1 */
+        sluice_decision a, b;
+        ASSERT_EQ(sluice__decide_cells(lims, n, cells, t, cost, &a), 0);
+        sluice__op op = {key, strlen(key), lims, n, cost, t};
+        sluice_error err = {0};
+        int rc = sluice__redis_ops.decide(impl, &op, &b, &err);
+        if (rc != 0)
+            test_fail(__FILE__, __LINE__, "decide: %d %s", rc, err.msg);
+        assert_same(&a, &b, step);
+    }
+    for (int i = 0; i < n; i++)
+        sluice__algo_release(&lims[i], &cells[i]);
+}
+
+static void test_differential_small_times(void)
+{
+    void *impl = open_store(url_env, 2000);
+    uint64_t st = seed;
+    for (int i = 0; i < 150; i++)
+        run_trace(impl, &st, i, test_range(&st, 0, 5000), false);
+    sluice__redis_ops.close(impl);
+}
+
+static void test_differential_epoch_times(void)
+{
+    void *impl = open_store(url_env, 2000);
+    uint64_t st = seed ^ 0x9e3779b97f4a7c15ULL;
+    for (int i = 0; i < 150; i++)
+        run_trace(impl, &st, 1000 + i, 1700000000000LL + test_range(&st, 0, 1LL << 36), false);
+    sluice__redis_ops.close(impl);
+}
+
+static void test_differential_at_bounds(void)
+{
+    void *impl = open_store(url_env, 2000);
+    uint64_t st = seed ^ 0x5bd1e995ULL;
+    for (int i = 0; i < 60; i++)
+        run_trace(impl, &st, 2000 + i, 1700000000000LL + test_range(&st, 0, 1LL << 40), true);
+    sluice__redis_ops.close(impl);
+}
+
+static redisContext *raw(void)
+{
+    sluice__url u;
+    sluice_error err = {0};
+    ASSERT_EQ(sluice__url_parse(&u, url_env, &err), 0);
+    struct timeval tv = {2, 0};
+    redisContext *c = redisConnectWithTimeout(u.hosts[0], u.ports[0] > 0 ? u.ports[0] : 6379, tv);
+    ASSERT(c && !c->err);
+    if (u.password) {
+        redisReply *r = u.user ? redisCommand(c, "AUTH %s %s", u.user, u.password)
+                               : redisCommand(c, "AUTH %s", u.password);
+        freeReplyObject(r);
+    }
+    if (u.path && *u.path) {
+        redisReply *r = redisCommand(c, "SELECT %s", u.path);
+        freeReplyObject(r);
+    }
+    sluice__url_free(&u);
+    return c;
+}
+
+static void test_sha_matches_server(void)
+{
+    redisContext *c = raw();
+    redisReply *r = redisCommand(c, "SCRIPT LOAD %b", sluice__redis_lua, sluice__redis_lua_len);
+    ASSERT(r && r->type == REDIS_REPLY_STRING);
+    char hex[41];
+    sluice__sha1_hex(sluice__redis_lua, sluice__redis_lua_len, hex);
+    ASSERT_STREQ(r->str, hex);
+    freeReplyObject(r);
+    redisFree(c);
+}
+
+static void test_ttl_and_noscript(void)
+{
+    void *impl = open_store(url_env, 2000);
+    redisContext *c = raw();
+    sluice_limit lims[5] = {{SLUICE_FIXED_WINDOW, 3, 5000, 0},
+                            {SLUICE_SLIDING_LOG, 3, 4000, 0},
+                            {SLUICE_SLIDING_WINDOW, 3, 3000, 0},
+                            {SLUICE_TOKEN_BUCKET, 3, 2000, 3},
+                            {SLUICE_LEAKY_BUCKET, 3, 1000, 3}};
+    char key[64];
+    snprintf(key, sizeof(key), "ttl:%" PRIu64, seed);
+    for (int round = 0; round < 3; round++) {
+        redisReply *f = redisCommand(c, "SCRIPT FLUSH");
+        freeReplyObject(f);
+        sluice__op op = {key, strlen(key), lims, 5, 1, SLUICE_NOW};
+        sluice_decision d;
+        sluice_error err = {0};
+        ASSERT_EQ(sluice__redis_ops.decide(impl, &op, &d, &err), 0);
+        ASSERT(d.allowed);
+        for (int i = 0; i < 5; i++) {
+            redisReply *r = redisCommand(c, "PTTL sluice:{%s}:%d", key, i);
+            ASSERT(r && r->type == REDIS_REPLY_INTEGER);
+            ASSERT(r->integer > 0);
+            ASSERT(r->integer <= d.limits[i].reset_after_ms);
+            freeReplyObject(r);
+        }
+    }
+    redisFree(c);
+    sluice__redis_ops.close(impl);
+}
+
+/* ---- async ------------------------------------------------------------- */
+
+typedef struct hammer {
+    struct event_base *base;
+    void *conn;
+    sluice_limit lims[SLUICE_MAX_LIMITS];
+    int n;
+    const char *key;
+    int64_t total, started, done;
+    int64_t allowed, denied, errors, flush_every;
+    int64_t max_us;
+    redisContext *flusher;
+} hammer;
+
+typedef struct hreq {
+    hammer *h;
+    int64_t t0;
+} hreq;
+
+static void hammer_next(hammer *h);
+
+static void hammer_cb(int status, const sluice_decision *d, void *arg)
+{
+    hreq *q = arg;
+    hammer *h = q->h;
+    int64_t us = sluice__redis_mono_us() - q->t0;
+    if (us > h->max_us)
+        h->max_us = us;
+    free(q);
+    h->done++;
+    if (status != 0)
+        h->errors++;
+    else if (d->allowed)
+        h->allowed++;
+    else
+        h->denied++;
+    if (h->done == h->total)
+        event_base_loopbreak(h->base);
+    else
+        hammer_next(h);
+}
+
+static void hammer_next(hammer *h)
+{
+    if (h->started >= h->total)
+        return;
+    h->started++;
+    if (h->flusher && h->flush_every && h->started % h->flush_every == 0) {
+        redisReply *r = redisCommand(h->flusher, "SCRIPT FLUSH");
+        freeReplyObject(r);
+    }
+    hreq *q = malloc(sizeof(*q));
+    ASSERT(q != NULL);
+    q->h = h;
+    q->t0 = sluice__redis_mono_us();
+    sluice__op op = {h->key, strlen(h->key), h->lims, h->n, 1, SLUICE_NOW};
+    int rc = sluice__redis_ops.decide_async(h->conn, &op, hammer_cb, q);
+    ASSERT_EQ(rc, 0);
+}
+
+static void hammer_run(hammer *h, void *impl, int inflight, int timeout_s)
+{
+    h->base = event_base_new();
+    sluice_error err = {0};
+    ASSERT_EQ(sluice__redis_ops.attach(impl, h->base, &h->conn, &err), 0);
+    for (int i = 0; i < inflight; i++)
+        hammer_next(h);
+    struct timeval tv = {timeout_s, 0};
+    event_base_loopexit(h->base, &tv);
+    event_base_dispatch(h->base);
+    sluice__redis_ops.detach(h->conn);
+    event_base_free(h->base);
+}
+
+static void test_async_exact_and_flush(void)
+{
+    void *impl = open_store(url_env, 1000);
+    char key[64];
+    snprintf(key, sizeof(key), "async:%" PRIu64, seed);
+    hammer h;
+    memset(&h, 0, sizeof(h));
+    h.lims[0] = (sluice_limit){SLUICE_TOKEN_BUCKET, 500, SLUICE_WINDOW_MAX_MS, 500};
+    h.lims[1] = (sluice_limit){SLUICE_SLIDING_LOG, 700, SLUICE_WINDOW_MAX_MS, 0};
+    h.n = 2;
+    h.key = key;
+    h.total = 3000;
+    h.flush_every = 400;
+    h.flusher = raw();
+    hammer_run(&h, impl, 64, 20);
+    redisFree(h.flusher);
+    ASSERT_EQ(h.done, h.total);
+    ASSERT_EQ(h.errors, 0);
+    ASSERT_EQ(h.allowed, 500);
+    ASSERT_EQ(h.denied, 2500);
+    /* the denied requests consumed nothing of the sliding log */
+    sluice__op op = {key, strlen(key), h.lims, 2, 0, SLUICE_NOW};
+    sluice_decision d;
+    sluice_error err = {0};
+    ASSERT_EQ(sluice__redis_ops.decide(impl, &op, &d, &err), 0);
+    ASSERT_EQ(d.limits[0].remaining, 0);
+    ASSERT_EQ(d.limits[1].remaining, 200);
+    sluice__redis_ops.close(impl);
+}
+
+/* ---- worker modes --------------------------------------------------------- */
+
+static int parse_spec(const char *spec, sluice_limit *lims)
+{
+    int n = 0;
+    const char *p = spec;
+    while (*p && n < SLUICE_MAX_LIMITS) {
+        long long a, l, w, b;
+        int used = 0;
+        if (sscanf(p, "%lld:%lld:%lld:%lld%n", &a, &l, &w, &b, &used) != 4)
+            return -1;
+        lims[n++] = (sluice_limit){(int)a, l, w, b};
+        p += used;
+        if (*p == ',')
+            p++;
+    }
+    return n;
+}
+
+static int worker(int argc, char **argv)
+{
+    if (argc >= 5 && strcmp(argv[1], "peek") == 0) {
+        void *impl = open_store(argv[2], 2000);
+        sluice_limit lims[SLUICE_MAX_LIMITS];
+        int n = parse_spec(argv[3], lims);
+        sluice__op op = {argv[4], strlen(argv[4]), lims, n, 0, SLUICE_NOW};
+        sluice_decision d;
+        sluice_error err = {0};
+        int rc = sluice__redis_ops.decide(impl, &op, &d, &err);
+        if (rc) {
+            fprintf(stderr, "peek: %s\n", err.msg);
+            return 1;
+        }
+        for (int i = 0; i < n; i++)
+            printf("%s%" PRId64, i ? " " : "", d.limits[i].remaining);
+        printf("\n");
+        sluice__redis_ops.close(impl);
+        return 0;
+    }
+    if (argc >= 7 && strcmp(argv[1], "hammer") == 0) {
+        int timeout_ms = getenv("SLUICE_TIMEOUT_MS") ? atoi(getenv("SLUICE_TIMEOUT_MS")) : 1000;
+        void *impl = open_store(argv[2], timeout_ms);
+        hammer h;
+        memset(&h, 0, sizeof(h));
+        h.n = parse_spec(argv[3], h.lims);
+        h.total = atoll(argv[4]);
+        h.key = argv[6];
+        if (h.n < 1 || h.total < 1)
+            return 2;
+        hammer_run(&h, impl, atoi(argv[5]), 120);
+        printf("allowed=%" PRId64 " denied=%" PRId64 " errors=%" PRId64 " max_us=%" PRId64 "\n",
+               h.allowed, h.denied, h.errors, h.max_us);
+        sluice__redis_ops.close(impl);
+        return h.done == h.total ? 0 : 1;
+    }
+    fprintf(stderr, "usage: test_redis [hammer URL SPEC N INFLIGHT KEY | peek URL SPEC KEY]\n");
+    return 2;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc > 1)
+        return worker(argc, argv);
+    seed = test_seed();
+    RUN(test_sha1);
+    RUN(test_embedded_script_matches_file);
+    RUN(test_format_and_parse);
+    RUN(test_closed_port_fails_fast);
+    RUN(test_password_not_in_errors);
+    url_env = getenv("SLUICE_REDIS_URL");
+    if (!url_env || !*url_env) {
+        printf("skipped: no redis (set SLUICE_REDIS_URL for the server tests)\n");
+        return test_done();
+    }
+    RUN(test_sha_matches_server);
+    RUN(test_differential_small_times);
+    RUN(test_differential_epoch_times);
+    RUN(test_differential_at_bounds);
+    RUN(test_ttl_and_noscript);
+    RUN(test_async_exact_and_flush);
+    return test_done();
+}
