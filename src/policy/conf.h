@@ -38,11 +38,11 @@ typedef struct sluice__cload {
 int sluice__conf_fail(sluice_error *err, int code, const char *file, int line, const char *fmt,
                       ...) __attribute__((format(printf, 5, 6)));
 
-/* sluice__conf_fail(SLUICE_ECONFIG) at node n's line. */
+/** sluice__conf_fail(SLUICE_ECONFIG) at node n's line. */
 int sluice__cerr(sluice__cload *c, const sluice__ynode *n, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-/* SLUICE_ENOMEM with "out of memory". */
+/** SLUICE_ENOMEM with "out of memory". */
 int sluice__cnomem(sluice__cload *c);
 
 /**
@@ -53,22 +53,22 @@ int sluice__cnomem(sluice__cload *c);
 int sluice__ckeys(sluice__cload *c, const sluice__ynode *n, const char *what,
                   const char *const *allowed);
 
-/* A non-empty string scalar (quoted or plain, not null) of at most max bytes. */
+/** A non-empty string scalar (quoted or plain, not null) of at most max bytes. */
 int sluice__cstr(sluice__cload *c, const sluice__ynode *n, const char *key, size_t max,
                  const char **out);
-/* A plain decimal integer in [lo, hi]. */
+/** A plain decimal integer in [lo, hi]. */
 int sluice__cint(sluice__cload *c, const sluice__ynode *n, const char *key, int64_t lo,
                  int64_t hi, int64_t *out);
-/* true/false (also yes/no, on/off). */
+/** true/false (also yes/no, on/off). */
 int sluice__cbool(sluice__cload *c, const sluice__ynode *n, const char *key, bool *out);
-/* A duration with a unit suffix (ms s m h d), in [lo, hi] ms. */
+/** A duration with a unit suffix (ms s m h d), in [lo, hi] ms. */
 int sluice__cduration(sluice__cload *c, const sluice__ynode *n, const char *key, int64_t lo,
                       int64_t hi, int64_t *out);
-/* One of names[] (NULL-terminated); *out is its index. */
+/** One of names[] (NULL-terminated); *out is its index. */
 int sluice__cenum(sluice__cload *c, const sluice__ynode *n, const char *key,
                   const char *const *names, int *out);
 
-/* True when s is a valid HTTP header name (RFC 9110 token). */
+/** True when s is a valid HTTP header name (RFC 9110 token). */
 bool sluice__header_name_ok(const char *s);
 
 /**

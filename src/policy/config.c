@@ -320,8 +320,12 @@ int sluice_config_load_file(sluice_config **out, const char *path, sluice_error 
         return sluice__conf_fail(err, SLUICE_EINVAL, path, 0, "invalid argument");
     *out = NULL;
     FILE *f = fopen(path, "rb");
-    if (!f)
-        return sluice__conf_fail(err, SLUICE_EIO, path, 0, "cannot open: %s", strerror(errno));
+    if (!f) {
+        char eb[128];
+        /* GNU strerror_r (the build defines _GNU_SOURCE): thread-safe. */
+        return sluice__conf_fail(err, SLUICE_EIO, path, 0, "cannot open: %s",
+                                 strerror_r(errno, eb, sizeof(eb)));
+    }
     size_t cap = 64 * 1024, len = 0;
     char *buf = sluice__malloc(cap);
     int rc = buf ? 0 : SLUICE_ENOMEM;

@@ -86,7 +86,8 @@ static int parse_limit(sluice__cload *c, const sluice__ynode *n, sluice_limit *l
                                   "not %s", algo_names[alg]);
     if (bucket) {
         lim->burst = lim->limit;
-        if (b && (rc = sluice__cint(c, b, "burst", 1, SLUICE_LIMIT_MAX, &lim->burst)) != 0)
+        rc = b ? sluice__cint(c, b, "burst", 1, SLUICE_LIMIT_MAX, &lim->burst) : 0;
+        if (rc)
             return rc;
     }
     if (alg == SLUICE_SLIDING_LOG && lim->limit > SLUICE_SLIDING_LOG_MAX)
@@ -178,7 +179,8 @@ static int parse_match(sluice__cload *c, const sluice__ynode *n, sluice__rule *r
     const sluice__ynode *p = sluice__ynode_get(n, "path");
     const char *s;
     if (m) {
-        if ((rc = sluice__cstr(c, m, "method", 32, &s)) != 0)
+        rc = sluice__cstr(c, m, "method", 32, &s);
+        if (rc)
             return rc;
         for (const char *q = s; *q; q++)
             if (!isalpha((unsigned char)*q) && !strchr("-_", *q) && strcmp(s, "*") != 0)
@@ -193,7 +195,8 @@ static int parse_match(sluice__cload *c, const sluice__ynode *n, sluice__rule *r
         }
     }
     if (p) {
-        if ((rc = sluice__cstr(c, p, "path", SLUICE_PATH_MAX, &s)) != 0)
+        rc = sluice__cstr(c, p, "path", SLUICE_PATH_MAX, &s);
+        if (rc)
             return rc;
         if (s[0] != '/')
             return sluice__cerr(c, p, "'path' must start with '/', got '%.64s'", s);
@@ -230,7 +233,8 @@ static int parse_rule(sluice__cload *c, const sluice__ynode *n, sluice_config *c
     if (!name)
         return sluice__cerr(c, n, "rule %d has no 'name'", idx + 1);
     const char *s;
-    if ((rc = sluice__cstr(c, name, "name", 1024, &s)) != 0)
+    rc = sluice__cstr(c, name, "name", 1024, &s);
+    if (rc)
         return rc;
     if (!name_ok(s))
         return sluice__cerr(c, name, "rule name '%.64s%s' must be 1..%d characters of "
@@ -244,19 +248,20 @@ static int parse_rule(sluice__cload *c, const sluice__ynode *n, sluice_config *c
     if (!r->name)
         return sluice__cnomem(c);
 
-    const sluice__ynode *v;
-    if ((v = sluice__ynode_get(n, "match")) != NULL && (rc = parse_match(c, v, r)) != 0)
-        return rc;
-    if ((v = sluice__ynode_get(n, "key")) != NULL &&
-        (rc = sluice__cident_list(c, v, "key", &r->ident, &r->nident)) != 0)
-        return rc;
-    if ((v = sluice__ynode_get(n, "shadow")) != NULL &&
-        (rc = sluice__cbool(c, v, "shadow", &r->shadow)) != 0)
+    const sluice__ynode *v = sluice__ynode_get(n, "match");
+    rc = v ? parse_match(c, v, r) : 0;
+    v = sluice__ynode_get(n, "key");
+    if (rc == 0 && v)
+        rc = sluice__cident_list(c, v, "key", &r->ident, &r->nident);
+    v = sluice__ynode_get(n, "shadow");
+    if (rc == 0 && v)
+        rc = sluice__cbool(c, v, "shadow", &r->shadow);
+    v = sluice__ynode_get(n, "shape");
+    if (rc == 0 && v)
+        rc = sluice__cbool(c, v, "shape", &r->shape);
+    if (rc)
         return rc;
     r->shadow = r->shadow || cfg->shadow;
-    if ((v = sluice__ynode_get(n, "shape")) != NULL &&
-        (rc = sluice__cbool(c, v, "shape", &r->shape)) != 0)
-        return rc;
 
     const sluice__ynode *lim = sluice__ynode_get(n, "limits");
     const sluice__ynode *tiers = sluice__ynode_get(n, "tiers");
