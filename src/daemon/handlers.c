@@ -403,7 +403,8 @@ static void handle_check(sluiced_worker *w, struct evhttp_request *req)
         return;
     }
     json_error_t jerr;
-    json_t *body = json_loadb((const char *)evbuffer_pullup(in, -1), n, JSON_REJECT_DUPLICATES,
+    json_t *body = json_loadb((const char *)evbuffer_pullup(in, -1), n,
+                              JSON_REJECT_DUPLICATES | JSON_DECODE_ANY,
                               &jerr);
     if (!body) {
         char msg[200];
