@@ -17,6 +17,8 @@ Commands (stdlib only, /usr/bin/python3):
   model.py single ALGO LIMIT WINDOW_MS [BURST]
                             read 'TIME_MS COST' lines on stdin, print the fields
   model.py ctable FILE      check the vector table of tests/unit/core/test_algo.c
+  model.py random NAME SEED COUNT
+                            write a seeded random trace NAME.in over NAME's rules
 """
 
 import math
@@ -408,6 +410,25 @@ def cmd_ctable(path):
     return 1 if bad or not vecs else 0
 
 
+def cmd_random(name, seed, count):
+    """A random trace: bursts, idle gaps, peeks, big costs, a few keys, tiers."""
+    import random
+    rng = random.Random(seed)
+    rules = SCENARIOS[name]
+    t = rng.choice([0, 1764300000000])
+    lines = ["# random trace: model.py random %s %d %d" % (name, seed, count)]
+    for _ in range(count):
+        t += rng.choice([0, 0, 0, 1, 2, 3, 7, 50, 100, 333, 1000, 5000])
+        r = rng.choice(rules)
+        cost = rng.choice([None, None, None, None, 0, 2, 3, 5, 13])
+        key = "k%d" % rng.randint(1, 3)
+        line = "%d %s %s" % (t, r["name"], key)
+        lines.append(line if cost is None else "%s %d" % (line, cost))
+    with open(os.path.join(HERE, name + ".in"), "w") as f:
+        f.write("\n".join(lines) + "\n")
+    return 0
+
+
 def main(argv):
     if len(argv) < 2:
         print(__doc__)
@@ -419,6 +440,8 @@ def main(argv):
         return cmd_check(args)
     if cmd == "single":
         return cmd_single(args)
+    if cmd == "random":
+        return cmd_random(args[0], int(args[1]), int(args[2]))
     if cmd == "ctable":
         return cmd_ctable(args[0])
     print(__doc__)
