@@ -330,7 +330,7 @@ static uint64_t seed;
 static void test_random_traces(void)
 {
     uint64_t rng = seed;
-    for (int round = 0; round < 60; round++)
+    for (int round = 0; round < 300; round++)
         for (int alg = SLUICE_FIXED_WINDOW; alg <= SLUICE_LEAKY_BUCKET; alg++)
             run_trace(&rng, alg, 400);
 }
@@ -339,7 +339,7 @@ static void test_random_traces(void)
 static void test_random_multi(void)
 {
     uint64_t rng = seed ^ 0x9e3779b97f4a7c15ULL;
-    for (int round = 0; round < 40; round++) {
+    for (int round = 0; round < 100; round++) {
         int n = (int)test_range(&rng, 2, 4);
         sluice_limit lims[4];
         sluice__cell cells[4] = {{{0}}};
