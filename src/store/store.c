@@ -21,12 +21,9 @@
 #include "util/clock.h"
 
 /*
- * redis+cluster:// lives in a file of its own, referenced weakly so that a
- * build without it still links (its scheme then reports "not built").  A weak
- * reference does not pull an object out of a static archive, so every store
- * that is built must be referenced strongly, as redis.c is.
+ * Every store is referenced strongly (a weak reference would not pull its
+ * object out of the static archive): redis+cluster:// is cluster.c.
  */
-#pragma weak sluice__cluster_ops
 
 #define DEFAULT_TIMEOUT_MS 20
 #define MAX_TIMEOUT_MS 3600000

@@ -1,0 +1,891 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * cluster.c - the redis+cluster:// store: the slot map, the topology refresh
+ * thread, and the blocking decision path.  The asynchronous path for event
+ * loops is cluster_async.c.
+ *
+ * Routing.  A decision's keys sluice:{<rule>:<identifier>}:<n> share one
+ * hash tag, so one decision is one EVALSHA to the master of one slot
+ * (CRC16/XMODEM, crc16.c).  slots[] maps each of the 16384 slots to an entry
+ * of nodes[]; readers use it without a lock.  It is rebuilt from CLUSTER
+ * SLOTS by a background thread once a second and soon after any error
+ * (rate-limited to one refresh per 50 ms), and patched at once on MOVED.
+ * ASK is followed once, with ASKING, without touching the map.  TRYAGAIN,
+ * CLUSTERDOWN and LOADING are retried after a short pause while the
+ * decision's deadline allows.  A decision on a healthy cluster is one round
+ * trip; a redirect costs one more.
+ *
+ * Blocking path.  Each master has a small pool of blocking hiredis contexts,
+ * each used under its own mutex, with SO_RCVTIMEO/SO_SNDTIMEO set to the
+ * time left; a context that failed stays down for a backoff (10 ms doubling
+ * to 1 s) during which decisions routed to it fail at once.  So while a dead
+ * master's replica is being promoted, decisions for its slots fail fast with
+ * SLUICE_ESTORE (store.c applies on_store_error) and decisions for other
+ * slots never wait on it; once the refresh sees the new master they go
+ * there, without a restart.
+ *
+ * Scripts are loaded with SCRIPT LOAD on every new connection, and again on
+ * NOSCRIPT (the script cache is per node and lost on failover).  With
+ * ?wait=N every decision is followed, in the same pipeline, by WAIT N <time
+ * left>, so the answer comes back only once N replicas have the new state
+ * (or the deadline passed); see docs/cluster.md for what that buys.
+ *
+ * This file never decides on its own (no fallback here), never logs and
+ * never puts the password in a message.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "store/cluster_int.h"
+#include "store/redis_lua.h"
+#include "util/alloc.h"
+
+/* ---- small helpers ---------------------------------------------------- */
+
+static struct timeval tv_ms(int64_t ms)
+{
+    if (ms < 1)
+        ms = 1;
+    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000)};
+    return tv;
+}
+
+static int64_t left_ms(int64_t deadline_us)
+{
+    int64_t us = deadline_us - sluice__redis_mono_us();
+    return us <= 0 ? 0 : (us + 999) / 1000;
+}
+
+static int cerr(sluice_error *err, int code, const char *what, const char *detail)
+{
+    if (err) {
+        err->code = code;
+        if (detail)
+            snprintf(err->msg, sizeof(err->msg), "redis+cluster: %s: %.180s", what, detail);
+        else
+            snprintf(err->msg, sizeof(err->msg), "redis+cluster: %s", what);
+    }
+    return code;
+}
+
+static int io_error(sluice_error *err, const redisContext *c)
+{
+    bool to = c->err == REDIS_ERR_IO && (errno == EAGAIN || errno == EWOULDBLOCK ||
+                                        strstr(c->errstr, "temporarily unavailable") ||
+                                        strstr(c->errstr, "timed out"));
+    if (to)
+        return cerr(err, SLUICE_ETIMEOUT, "timed out", NULL);
+    return cerr(err, SLUICE_ESTORE, "connection error", c->errstr);
+}
+
+static void sleep_ms(int64_t ms)
+{
+    struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+    }
+}
+
+/* ---- slots and nodes --------------------------------------------------- */
+
+int sluice__cluster_op_slot(const sluice__op *op)
+{
+    /* Hash the key exactly as Redis will see it, so an identifier holding
+     * braces still routes to the node that owns the key. */
+    char k[SLUICE_STORE_KEY_MAX + 16];
+    size_t len = op->key_len > SLUICE_STORE_KEY_MAX ? SLUICE_STORE_KEY_MAX : op->key_len;
+    memcpy(k, "sluice:{", 8);
+    memcpy(k + 8, op->key, len);
+    memcpy(k + 8 + len, "}:0", 3);
+    return sluice__cluster_keyslot(k, 8 + len + 3);
+}
+
+int sluice__cluster_slot_node(sluice__cluster *cs, int slot)
+{
+    return atomic_load_explicit(&cs->slots[slot], memory_order_acquire);
+}
+
+uint64_t sluice__cluster_node_addr(sluice__cluster *cs, int i, char *host, size_t size,
+                                   int *port)
+{
+    pthread_mutex_lock(&cs->topo_mu);
+    snprintf(host, size, "%s", cs->nodes[i].host);
+    *port = cs->nodes[i].port;
+    uint64_t gen = atomic_load(&cs->nodes[i].gen);
+    pthread_mutex_unlock(&cs->topo_mu);
+    return gen;
+}
+
+/* Under topo_mu.  pinned (may be NULL) marks entries that must not be reused. */
+static int node_for_locked(sluice__cluster *cs, const char *host, int port,
+                           const uint8_t *pinned)
+{
+    for (int i = 0; i < cs->nnodes; i++) {
+        if (cs->nodes[i].port == port && strcmp(cs->nodes[i].host, host) == 0)
+            return i;
+    }
+    int i = -1;
+    if (cs->nnodes < SLUICE_CLUSTER_NODES_MAX) {
+        i = cs->nnodes++;
+    } else {
+        /* full: take an entry no slot points to (a node that left the cluster) */
+        uint8_t used[SLUICE_CLUSTER_NODES_MAX] = {0};
+        for (int s = 0; s < SLUICE_CLUSTER_SLOTS; s++) {
+            int n = atomic_load_explicit(&cs->slots[s], memory_order_relaxed);
+            if (n < SLUICE_CLUSTER_NODES_MAX)
+                used[n] = 1;
+        }
+        for (int j = 0; j < SLUICE_CLUSTER_NODES_MAX && i < 0; j++) {
+            if (!used[j] && !(pinned && pinned[j]))
+                i = j;
+        }
+        if (i < 0)
+            return -1;
+    }
+    snprintf(cs->nodes[i].host, sizeof(cs->nodes[i].host), "%s", host);
+    cs->nodes[i].port = port;
+    atomic_fetch_add(&cs->nodes[i].gen, 1); /* pooled contexts of the old address reconnect */
+    return i;
+}
+
+int sluice__cluster_node_for(sluice__cluster *cs, const char *host, int port)
+{
+    if (strlen(host) >= SLUICE_REDIS_HOST_MAX || port <= 0 || port > 65535)
+        return -1;
+    pthread_mutex_lock(&cs->topo_mu);
+    int i = node_for_locked(cs, host, port, NULL);
+    pthread_mutex_unlock(&cs->topo_mu);
+    return i;
+}
+
+void sluice__cluster_kick(sluice__cluster *cs)
+{
+    pthread_mutex_lock(&cs->kick_mu);
+    if (!cs->kicked) {
+        cs->kicked = true;
+        pthread_cond_signal(&cs->kick_cv);
+    }
+    pthread_mutex_unlock(&cs->kick_mu);
+}
+
+void sluice__cluster_set_slot(sluice__cluster *cs, int slot, int i)
+{
+    if (slot < 0 || slot >= SLUICE_CLUSTER_SLOTS || i < 0)
+        return;
+    uint16_t old = atomic_exchange(&cs->slots[slot], (uint16_t)i);
+    if (old != (uint16_t)i)
+        atomic_fetch_add(&cs->map_epoch, 1);
+    sluice__cluster_kick(cs);
+}
+
+static bool has_prefix(const redisReply *r, const char *p)
+{
+    size_t l = strlen(p);
+    return r->len >= l && memcmp(r->str, p, l) == 0;
+}
+
+/* "MOVED 3999 127.0.0.1:6381" / "ASK 3999 :6381" (empty host: the same host) */
+static bool parse_redirect(const char *s, int *slot, char *host, size_t size, int *port)
+{
+    const char *sp = strchr(s, ' ');
+    if (!sp)
+        return false;
+    char *end;
+    long v = strtol(sp + 1, &end, 10);
+    if (end == sp + 1 || *end != ' ' || v < 0 || v >= SLUICE_CLUSTER_SLOTS)
+        return false;
+    const char *ep = end + 1;
+    const char *colon = strrchr(ep, ':');
+    if (!colon)
+        return false;
+    size_t hl = (size_t)(colon - ep);
+    if (hl >= size)
+        return false;
+    char *pend;
+    long p = strtol(colon + 1, &pend, 10);
+    if (pend == colon + 1 || p <= 0 || p > 65535)
+        return false;
+    memcpy(host, ep, hl);
+    host[hl] = '\0';
+    *slot = (int)v;
+    *port = (int)p;
+    return true;
+}
+
+sluice__cluster_reply sluice__cluster_classify(const redisReply *reply, int *slot, char *host,
+                                               size_t size, int *port)
+{
+    if (!reply || reply->type != REDIS_REPLY_ERROR || !reply->str)
+        return SLUICE_CREPLY_DONE;
+    if (has_prefix(reply, "MOVED ") && parse_redirect(reply->str, slot, host, size, port))
+        return SLUICE_CREPLY_MOVED;
+    if (has_prefix(reply, "ASK ") && parse_redirect(reply->str, slot, host, size, port))
+        return SLUICE_CREPLY_ASK;
+    if (sluice__redis_is_noscript(reply))
+        return SLUICE_CREPLY_NOSCRIPT;
+    static const char *const retry[] = {"TRYAGAIN", "CLUSTERDOWN", "LOADING", "MASTERDOWN",
+                                        "READONLY"};
+    for (size_t i = 0; i < sizeof(retry) / sizeof(retry[0]); i++) {
+        if (has_prefix(reply, retry[i]))
+            return SLUICE_CREPLY_RETRY;
+    }
+    return SLUICE_CREPLY_DONE;
+}
+
+/* ---- topology refresh -------------------------------------------------- */
+
+static void known_add(sluice__cluster *cs, int *n, const char *host, int port)
+{
+    for (int i = 0; i < *n; i++) {
+        if (cs->known_port[i] == port && strcmp(cs->known_host[i], host) == 0)
+            return;
+    }
+    if (*n >= SLUICE_CLUSTER_KNOWN_MAX || strlen(host) >= SLUICE_REDIS_HOST_MAX)
+        return;
+    snprintf(cs->known_host[*n], SLUICE_REDIS_HOST_MAX, "%s", host);
+    cs->known_port[*n] = port;
+    (*n)++;
+}
+
+/* Host of a CLUSTER SLOTS node entry; NULL, "" and "?" mean the host asked. */
+static const char *entry_host(const redisReply *e, const char *asked)
+{
+    const redisReply *h = e->element[0];
+    if (h->type != REDIS_REPLY_STRING || h->len == 0 || strcmp(h->str, "?") == 0)
+        return asked;
+    return h->str;
+}
+
+static bool node_entry_ok(const redisReply *e)
+{
+    return e->type == REDIS_REPLY_ARRAY && e->elements >= 2 &&
+           e->element[1]->type == REDIS_REPLY_INTEGER && e->element[1]->integer > 0 &&
+           e->element[1]->integer <= 65535 &&
+           (e->element[0]->type == REDIS_REPLY_STRING || e->element[0]->type == REDIS_REPLY_NIL);
+}
+
+/* Frees the pooled contexts of entries no slot points to (nodes that left). */
+static void close_unused(sluice__cluster *cs, const uint8_t *used)
+{
+    for (int i = 0; i < SLUICE_CLUSTER_NODES_MAX; i++) {
+        if (used[i])
+            continue;
+        for (int j = 0; j < SLUICE_CLUSTER_POOL; j++) {
+            sluice__redis_slot *s = &cs->nodes[i].pool[j];
+            if (pthread_mutex_trylock(&s->mu) != 0)
+                continue;
+            if (s->c) {
+                redisFree(s->c);
+                s->c = NULL;
+            }
+            pthread_mutex_unlock(&s->mu);
+        }
+    }
+}
+
+/* Installs the slot map of a CLUSTER SLOTS reply.  0, or -1 if malformed. */
+static int apply_slots(sluice__cluster *cs, const redisReply *rep, const char *asked)
+{
+    if (rep->type != REDIS_REPLY_ARRAY || rep->elements == 0)
+        return -1;
+    uint16_t *map = sluice__malloc(sizeof(*map) * SLUICE_CLUSTER_SLOTS);
+    if (!map)
+        return -1;
+    for (int s = 0; s < SLUICE_CLUSTER_SLOTS; s++)
+        map[s] = SLUICE_CLUSTER_NO_NODE;
+    uint8_t pinned[SLUICE_CLUSTER_NODES_MAX] = {0};
+    pthread_mutex_lock(&cs->topo_mu);
+    int nknown = cs->nseeds;
+    for (size_t k = 0; k < rep->elements; k++) {
+        const redisReply *r = rep->element[k];
+        if (r->type != REDIS_REPLY_ARRAY || r->elements < 3 ||
+            r->element[0]->type != REDIS_REPLY_INTEGER ||
+            r->element[1]->type != REDIS_REPLY_INTEGER || !node_entry_ok(r->element[2]))
+            continue;
+        long long lo = r->element[0]->integer, hi = r->element[1]->integer;
+        if (lo < 0 || hi >= SLUICE_CLUSTER_SLOTS || lo > hi)
+            continue;
+        const char *host = entry_host(r->element[2], asked);
+        int port = (int)r->element[2]->element[1]->integer;
+        if (strlen(host) >= SLUICE_REDIS_HOST_MAX)
+            continue;
+        int i = node_for_locked(cs, host, port, pinned);
+        if (i < 0)
+            continue;
+        pinned[i] = 1;
+        for (long long s = lo; s <= hi; s++)
+            map[s] = (uint16_t)i;
+        known_add(cs, &nknown, host, port);
+        for (size_t j = 3; j < r->elements; j++) {
+            if (node_entry_ok(r->element[j]))
+                known_add(cs, &nknown, entry_host(r->element[j], asked),
+                          (int)r->element[j]->element[1]->integer);
+        }
+    }
+    cs->nknown = nknown;
+    bool changed = false;
+    for (int s = 0; s < SLUICE_CLUSTER_SLOTS; s++) {
+        if (atomic_load_explicit(&cs->slots[s], memory_order_relaxed) != map[s]) {
+            atomic_store_explicit(&cs->slots[s], map[s], memory_order_release);
+            changed = true;
+        }
+    }
+    pthread_mutex_unlock(&cs->topo_mu);
+    sluice__free(map);
+    if (changed)
+        atomic_fetch_add(&cs->map_epoch, 1);
+    close_unused(cs, pinned);
+    atomic_fetch_add(&cs->refreshes, 1);
+    return 0;
+}
+
+/* Time allowed to one topology query: generous, it blocks no decision. */
+static int64_t refresh_timeout_ms(const sluice__cluster *cs)
+{
+    int64_t ms = (int64_t)cs->timeout_ms * 5;
+    return ms < 100 ? 100 : ms > 1000 ? 1000 : ms;
+}
+
+static redisContext *refresh_connect(sluice__cluster *cs, const char *host, int port)
+{
+    int64_t ms = refresh_timeout_ms(cs);
+    redisContext *c = redisConnectWithTimeout(host, port, tv_ms(ms));
+    if (!c || c->err || redisSetTimeout(c, tv_ms(ms)) != REDIS_OK) {
+        if (c)
+            redisFree(c);
+        return NULL;
+    }
+    if (cs->password) {
+        redisReply *r = cs->user ? redisCommand(c, "AUTH %s %s", cs->user, cs->password)
+                                 : redisCommand(c, "AUTH %s", cs->password);
+        bool ok = r && r->type != REDIS_REPLY_ERROR;
+        if (r)
+            freeReplyObject(r);
+        if (!ok) {
+            redisFree(c);
+            return NULL;
+        }
+    }
+    return c;
+}
+
+/* One CLUSTER SLOTS on the thread's connection, or on the next known node
+ * that answers.  0 when a map was installed. */
+static int refresh_once(sluice__cluster *cs)
+{
+    char host[SLUICE_REDIS_HOST_MAX];
+    for (int attempt = 0; attempt <= SLUICE_CLUSTER_KNOWN_MAX; attempt++) {
+        pthread_mutex_lock(&cs->topo_mu);
+        int n = cs->nknown;
+        if (!cs->rc)
+            cs->rc_known = n > 0 ? (cs->rc_known + 1) % n : 0;
+        int k = cs->rc_known < n ? cs->rc_known : 0;
+        snprintf(host, sizeof(host), "%s", n ? cs->known_host[k] : "");
+        int port = n ? cs->known_port[k] : 0;
+        pthread_mutex_unlock(&cs->topo_mu);
+        if (!n || attempt >= n + 1)
+            return -1;
+        if (!cs->rc && !(cs->rc = refresh_connect(cs, host, port)))
+            continue;
+        redisReply *r = redisCommand(cs->rc, "CLUSTER SLOTS");
+        int rc = r ? apply_slots(cs, r, host) : -1;
+        if (r)
+            freeReplyObject(r);
+        if (rc == 0)
+            return 0;
+        redisFree(cs->rc);
+        cs->rc = NULL;
+    }
+    return -1;
+}
+
+static void *refresh_thread(void *arg)
+{
+    sluice__cluster *cs = arg;
+    int64_t next_ok_us = 0; /* no error-driven refresh before this */
+    pthread_mutex_lock(&cs->kick_mu);
+    while (!cs->stopping) {
+        int64_t now = sluice__redis_mono_us();
+        int64_t wake = now + (int64_t)SLUICE_CLUSTER_REFRESH_MS * 1000;
+        if (cs->kicked)
+            wake = next_ok_us;
+        if (wake > now) {
+            struct timespec ts;
+            clock_gettime(CLOCK_MONOTONIC, &ts);
+            int64_t ns = ts.tv_nsec + (wake - now) * 1000;
+            ts.tv_sec += (time_t)(ns / 1000000000);
+            ts.tv_nsec = (long)(ns % 1000000000);
+            int w = pthread_cond_timedwait(&cs->kick_cv, &cs->kick_mu, &ts);
+            if (w == 0 && !cs->stopping)
+                continue; /* kicked: recompute the wake time (rate limit) */
+        }
+        if (cs->stopping)
+            break;
+        cs->kicked = false;
+        pthread_mutex_unlock(&cs->kick_mu);
+        refresh_once(cs);
+        next_ok_us = sluice__redis_mono_us() + (int64_t)SLUICE_CLUSTER_KICK_GAP_MS * 1000;
+        pthread_mutex_lock(&cs->kick_mu);
+    }
+    pthread_mutex_unlock(&cs->kick_mu);
+    return NULL;
+}
+
+/* ---- blocking path: one node's pool ------------------------------------ */
+
+static void slot_drop(sluice__redis_slot *s)
+{
+    if (s->c) {
+        redisFree(s->c);
+        s->c = NULL;
+    }
+    if (s->backoff_ms < SLUICE_REDIS_BACKOFF_MIN_MS)
+        s->backoff_ms = SLUICE_REDIS_BACKOFF_MIN_MS;
+    s->retry_at_us = sluice__redis_mono_us() + (int64_t)s->backoff_ms * 1000;
+    s->backoff_ms *= 2;
+    if (s->backoff_ms > SLUICE_REDIS_BACKOFF_MAX_MS)
+        s->backoff_ms = SLUICE_REDIS_BACKOFF_MAX_MS;
+}
+
+static int set_io_timeout(sluice__redis_slot *s, int64_t ms, sluice_error *err)
+{
+    if (ms < 1)
+        return cerr(err, SLUICE_ETIMEOUT, "timed out", NULL);
+    if (s->io_timeout_ms == (int)ms)
+        return 0;
+    if (redisSetTimeout(s->c, tv_ms(ms)) != REDIS_OK)
+        return cerr(err, SLUICE_ESTORE, "setting socket timeouts failed", NULL);
+    s->io_timeout_ms = (int)ms;
+    return 0;
+}
+
+static redisReply *read_reply(redisContext *c, sluice_error *err)
+{
+    void *reply = NULL;
+    if (redisGetReply(c, &reply) != REDIS_OK || !reply) {
+        io_error(err, c);
+        return NULL;
+    }
+    return reply;
+}
+
+static sluice__redis_slot *slot_take(sluice__cnode *n, int64_t deadline_us, sluice_error *err)
+{
+    unsigned start = atomic_fetch_add(&n->next, 1);
+    for (unsigned i = 0; i < SLUICE_CLUSTER_POOL; i++) {
+        sluice__redis_slot *s = &n->pool[(start + i) % SLUICE_CLUSTER_POOL];
+        if (pthread_mutex_trylock(&s->mu) == 0)
+            return s;
+    }
+    sluice__redis_slot *s = &n->pool[start % SLUICE_CLUSTER_POOL];
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    int64_t ns = ts.tv_nsec + (deadline_us - sluice__redis_mono_us()) * 1000;
+    if (ns < 0)
+        ns = 0;
+    ts.tv_sec += (time_t)(ns / 1000000000);
+    ts.tv_nsec = (long)(ns % 1000000000);
+    if (pthread_mutex_timedlock(&s->mu, &ts) != 0) {
+        cerr(err, SLUICE_ETIMEOUT, "timed out waiting for a connection", NULL);
+        return NULL;
+    }
+    return s;
+}
+
+/* Connects s to node i within the deadline: AUTH and SCRIPT LOAD, pipelined. */
+static int slot_connect(sluice__cluster *cs, int i, sluice__redis_slot *s, int64_t deadline_us,
+                        sluice_error *err)
+{
+    char host[SLUICE_REDIS_HOST_MAX];
+    int port;
+    uint64_t gen = sluice__cluster_node_addr(cs, i, host, sizeof(host), &port);
+    int64_t ms = left_ms(deadline_us);
+    if (ms < 1)
+        return cerr(err, SLUICE_ETIMEOUT, "timed out", NULL);
+    redisContext *c = redisConnectWithTimeout(host, port, tv_ms(ms));
+    if (!c)
+        return cerr(err, SLUICE_ENOMEM, "out of memory", NULL);
+    if (c->err) {
+        int rc = io_error(err, c);
+        if (rc == SLUICE_ESTORE)
+            cerr(err, rc, "connect failed", c->errstr);
+        redisFree(c);
+        return rc;
+    }
+    s->c = c;
+    s->gen = gen;
+    s->io_timeout_ms = 0;
+    int rc = set_io_timeout(s, left_ms(deadline_us), err);
+    if (rc)
+        return rc;
+    int nreplies = 1;
+    if (cs->password) {
+        if (cs->user)
+            redisAppendCommand(c, "AUTH %s %s", cs->user, cs->password);
+        else
+            redisAppendCommand(c, "AUTH %s", cs->password);
+        nreplies++;
+    }
+    redisAppendCommand(c, "SCRIPT LOAD %b", sluice__redis_lua, sluice__redis_lua_len);
+    for (int k = 0; k < nreplies; k++) {
+        redisReply *rep = read_reply(c, err);
+        if (!rep)
+            return err->code;
+        bool bad = rep->type == REDIS_REPLY_ERROR;
+        if (bad)
+            cerr(err, SLUICE_ESTORE, "connection setup refused", rep->str);
+        freeReplyObject(rep);
+        if (bad)
+            return SLUICE_ESTORE;
+    }
+    return 0;
+}
+
+/* What one attempt on one node came to. */
+typedef struct attempt {
+    sluice__cluster_reply kind;
+    int slot, port;
+    char host[SLUICE_REDIS_HOST_MAX];
+} attempt;
+
+/*
+ * Sends [SCRIPT LOAD] [ASKING] EVALSHA [WAIT] and reads every reply.  Returns
+ * 0 with the script's reply in *out (owned by the caller), or an I/O error.
+ */
+static int send_and_read(sluice__cluster *cs, sluice__redis_slot *s, const char *cmd, long len,
+                         bool load, bool asking, int64_t deadline_us, redisReply **out,
+                         sluice_error *err)
+{
+    *out = NULL;
+    int rc = set_io_timeout(s, left_ms(deadline_us), err);
+    if (rc)
+        return rc;
+    int n = 0, at = 0;
+    if (load) {
+        redisAppendCommand(s->c, "SCRIPT LOAD %b", sluice__redis_lua, sluice__redis_lua_len);
+        n++;
+    }
+    if (asking) {
+        redisAppendCommand(s->c, "ASKING");
+        n++;
+    }
+    at = n;
+    redisAppendFormattedCommand(s->c, cmd, (size_t)len);
+    n++;
+    if (cs->wait_replicas > 0) {
+        /* WAIT's timeout 0 would block forever: keep it at least 1 ms */
+        int64_t w = left_ms(deadline_us);
+        redisAppendCommand(s->c, "WAIT %d %lld", cs->wait_replicas, (long long)(w < 1 ? 1 : w));
+        n++;
+    }
+    for (int k = 0; k < n; k++) {
+        redisReply *rep = read_reply(s->c, err);
+        if (!rep) {
+            if (*out)
+                freeReplyObject(*out);
+            *out = NULL;
+            return err->code;
+        }
+        if (k == at)
+            *out = rep;
+        else
+            freeReplyObject(rep);
+    }
+    return 0;
+}
+
+/*
+ * One attempt of op on node i.  Returns 0 with a->kind DONE and out filled,
+ * 0 with another kind (redirect, retry), or a negative code with err set.
+ */
+static int node_attempt(sluice__cluster *cs, int i, const sluice__op *op, bool asking,
+                        int64_t deadline_us, sluice_decision *out, attempt *a,
+                        sluice_error *err)
+{
+    a->kind = SLUICE_CREPLY_DONE;
+    sluice__cnode *n = &cs->nodes[i];
+    sluice__redis_slot *s = slot_take(n, deadline_us, err);
+    if (!s)
+        return SLUICE_ETIMEOUT;
+    int rc = 0;
+    if (s->c && (s->c->err || s->gen != atomic_load(&n->gen))) {
+        redisFree(s->c);
+        s->c = NULL;
+        s->retry_at_us = 0;
+    }
+    if (!s->c) {
+        if (sluice__redis_mono_us() < s->retry_at_us) {
+            rc = cerr(err, SLUICE_ESTORE, "node unreachable, reconnecting", NULL);
+            goto out_unlock;
+        }
+        rc = slot_connect(cs, i, s, deadline_us, err);
+        if (rc) {
+            slot_drop(s);
+            goto out_unlock;
+        }
+    }
+    char *cmd;
+    long len = sluice__redis_format_sha(cs->sha, op, false, &cmd);
+    if (len < 0) {
+        rc = cerr(err, (int)len, "cannot build the command", NULL);
+        goto out_unlock;
+    }
+    redisReply *rep;
+    rc = send_and_read(cs, s, cmd, len, false, asking, deadline_us, &rep, err);
+    if (rc == 0 && sluice__redis_is_noscript(rep)) {
+        /* SCRIPT FLUSH, restart or failover: load and retry in one round trip */
+        freeReplyObject(rep);
+        rc = send_and_read(cs, s, cmd, len, true, asking, deadline_us, &rep, err);
+    }
+    redisFreeCommand(cmd);
+    if (rc) {
+        slot_drop(s);
+        goto out_unlock;
+    }
+    s->backoff_ms = 0;
+    a->kind = sluice__cluster_classify(rep, &a->slot, a->host, sizeof(a->host), &a->port);
+    if (a->kind == SLUICE_CREPLY_DONE) {
+        rc = sluice__redis_parse(rep, op, out, err);
+    } else if ((a->kind == SLUICE_CREPLY_MOVED || a->kind == SLUICE_CREPLY_ASK) &&
+               !a->host[0]) {
+        char h[SLUICE_REDIS_HOST_MAX];
+        int p;
+        sluice__cluster_node_addr(cs, i, h, sizeof(h), &p);
+        snprintf(a->host, sizeof(a->host), "%s", h);
+    } else if (a->kind != SLUICE_CREPLY_MOVED && a->kind != SLUICE_CREPLY_ASK) {
+        cerr(err, SLUICE_ESTORE, "cluster busy", rep->str);
+    }
+    freeReplyObject(rep);
+out_unlock:
+    pthread_mutex_unlock(&s->mu);
+    return rc;
+}
+
+/* The whole blocking decision: route, follow redirects, retry within the deadline. */
+static int run(sluice__cluster *cs, const sluice__op *op, sluice_decision *out,
+               sluice_error *err)
+{
+    int64_t deadline_us = sluice__redis_mono_us() + (int64_t)cs->timeout_ms * 1000;
+    int slot = sluice__cluster_op_slot(op);
+    int ask = -1, hops = 0;
+    for (;;) {
+        int i = ask >= 0 ? ask : sluice__cluster_slot_node(cs, slot);
+        if (i == SLUICE_CLUSTER_NO_NODE) {
+            sluice__cluster_kick(cs);
+            return cerr(err, SLUICE_ESTORE, "no master known for the slot", NULL);
+        }
+        attempt a;
+        int rc = node_attempt(cs, i, op, ask >= 0, deadline_us, out, &a, err);
+        ask = -1;
+        if (rc) {
+            if (rc == SLUICE_ESTORE || rc == SLUICE_ETIMEOUT)
+                sluice__cluster_kick(cs);
+            return rc;
+        }
+        if (a.kind == SLUICE_CREPLY_DONE)
+            return 0;
+        if (a.kind == SLUICE_CREPLY_MOVED || a.kind == SLUICE_CREPLY_ASK) {
+            if (++hops > SLUICE_CLUSTER_REDIRECTS_MAX)
+                return cerr(err, SLUICE_ESTORE, "too many redirects", NULL);
+            int j = sluice__cluster_node_for(cs, a.host, a.port);
+            if (j < 0)
+                return cerr(err, SLUICE_ESTORE, "too many cluster nodes", NULL);
+            if (a.kind == SLUICE_CREPLY_MOVED)
+                sluice__cluster_set_slot(cs, a.slot, j);
+            else
+                ask = j;
+            continue;
+        }
+        /* TRYAGAIN, CLUSTERDOWN, LOADING: pause, refresh, retry */
+        sluice__cluster_kick(cs);
+        int64_t left = left_ms(deadline_us);
+        if (left <= SLUICE_CLUSTER_TRYAGAIN_MS)
+            return err->code ? err->code : cerr(err, SLUICE_ESTORE, "cluster busy", NULL);
+        sleep_ms(SLUICE_CLUSTER_TRYAGAIN_MS);
+    }
+}
+
+static int ping_node(sluice__cluster *cs, int i, int64_t deadline_us, sluice_error *err)
+{
+    sluice__cnode *n = &cs->nodes[i];
+    sluice__redis_slot *s = slot_take(n, deadline_us, err);
+    if (!s)
+        return SLUICE_ETIMEOUT;
+    int rc = 0;
+    if (s->c && (s->c->err || s->gen != atomic_load(&n->gen))) {
+        redisFree(s->c);
+        s->c = NULL;
+        s->retry_at_us = 0;
+    }
+    if (!s->c)
+        rc = slot_connect(cs, i, s, deadline_us, err);
+    if (rc == 0)
+        rc = set_io_timeout(s, left_ms(deadline_us), err);
+    if (rc == 0) {
+        redisReply *rep = redisCommand(s->c, "PING");
+        if (!rep)
+            rc = io_error(err, s->c);
+        else if (rep->type == REDIS_REPLY_ERROR)
+            rc = cerr(err, SLUICE_ESTORE, "PING refused", rep->str);
+        if (rep)
+            freeReplyObject(rep);
+    }
+    if (rc && rc != SLUICE_ENOMEM)
+        slot_drop(s);
+    pthread_mutex_unlock(&s->mu);
+    return rc;
+}
+
+/* ---- ops ------------------------------------------------------------- */
+
+static void cluster_close(void *impl)
+{
+    sluice__cluster *cs = impl;
+    if (!cs)
+        return;
+    if (cs->thread_started) {
+        pthread_mutex_lock(&cs->kick_mu);
+        cs->stopping = true;
+        pthread_cond_signal(&cs->kick_cv);
+        pthread_mutex_unlock(&cs->kick_mu);
+        pthread_join(cs->thread, NULL);
+    }
+    if (cs->rc)
+        redisFree(cs->rc);
+    for (int i = 0; i < SLUICE_CLUSTER_NODES_MAX; i++) {
+        for (int j = 0; j < SLUICE_CLUSTER_POOL; j++) {
+            if (cs->nodes[i].pool[j].c)
+                redisFree(cs->nodes[i].pool[j].c);
+            pthread_mutex_destroy(&cs->nodes[i].pool[j].mu);
+        }
+    }
+    pthread_mutex_destroy(&cs->topo_mu);
+    pthread_mutex_destroy(&cs->kick_mu);
+    pthread_cond_destroy(&cs->kick_cv);
+    sluice__free(cs->user);
+    if (cs->password) {
+        memset(cs->password, 0, strlen(cs->password));
+        sluice__free(cs->password);
+    }
+    sluice__free(cs);
+}
+
+static int cluster_open(void **impl, const sluice__url *url, const sluice_store_options *opts,
+                        sluice_error *err)
+{
+    *impl = NULL;
+    if (strcmp(url->scheme, "redis+cluster") != 0)
+        return cerr(err, SLUICE_EURL, "unsupported scheme", NULL);
+    if (url->nhosts < 1)
+        return cerr(err, SLUICE_EURL, "redis+cluster:// needs at least one host:port", NULL);
+    for (int i = 0; i < url->nhosts; i++) {
+        if (!url->hosts[i] || strlen(url->hosts[i]) >= SLUICE_REDIS_HOST_MAX)
+            return cerr(err, SLUICE_EURL, "host name too long", NULL);
+    }
+    int wait = 0;
+    char buf[16];
+    if (sluice__url_param(url, "wait", buf, sizeof(buf)) == 0) {
+        char *end;
+        long v = strtol(buf, &end, 10);
+        if (end == buf || *end || v < 0 || v > 16)
+            return cerr(err, SLUICE_EURL, "wait must be a number of replicas in 0..16", NULL);
+        wait = (int)v;
+    }
+
+    sluice__cluster *cs = sluice__calloc(1, sizeof(*cs));
+    if (!cs)
+        return cerr(err, SLUICE_ENOMEM, "out of memory", NULL);
+    pthread_mutex_init(&cs->topo_mu, NULL);
+    pthread_mutex_init(&cs->kick_mu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&cs->kick_cv, &ca);
+    pthread_condattr_destroy(&ca);
+    for (int i = 0; i < SLUICE_CLUSTER_NODES_MAX; i++) {
+        for (int j = 0; j < SLUICE_CLUSTER_POOL; j++)
+            pthread_mutex_init(&cs->nodes[i].pool[j].mu, NULL);
+    }
+    for (int s = 0; s < SLUICE_CLUSTER_SLOTS; s++)
+        atomic_init(&cs->slots[s], SLUICE_CLUSTER_NO_NODE);
+    cs->timeout_ms = opts && opts->timeout_ms > 0 ? opts->timeout_ms : 20;
+    cs->wait_replicas = wait;
+    sluice__sha1_hex(sluice__redis_lua, sluice__redis_lua_len, cs->sha);
+    if ((url->user && !(cs->user = sluice__strdup(url->user))) ||
+        (url->password && !(cs->password = sluice__strdup(url->password)))) {
+        cluster_close(cs);
+        return cerr(err, SLUICE_ENOMEM, "out of memory", NULL);
+    }
+    int n = 0;
+    for (int i = 0; i < url->nhosts; i++)
+        known_add(cs, &n, url->hosts[i], url->ports[i] > 0 ? url->ports[i] : 6379);
+    cs->nknown = cs->nseeds = n;
+    cs->rc_known = -1;
+    /* One synchronous attempt so the first decision finds a map; an
+     * unreachable cluster still opens and the thread keeps trying. */
+    refresh_once(cs);
+    if (pthread_create(&cs->thread, NULL, refresh_thread, cs) != 0) {
+        cluster_close(cs);
+        return cerr(err, SLUICE_ESTORE, "cannot start the topology thread", NULL);
+    }
+    cs->thread_started = true;
+    *impl = cs;
+    return 0;
+}
+
+static int cluster_decide(void *impl, const sluice__op *op, sluice_decision *out,
+                          sluice_error *err)
+{
+    sluice_error tmp;
+    if (!err)
+        err = &tmp;
+    err->code = 0;
+    if (!impl || !op || !out || op->nlimits < 1 || op->nlimits > SLUICE_MAX_LIMITS ||
+        op->key_len > SLUICE_STORE_KEY_MAX)
+        return cerr(err, SLUICE_EINVAL, "bad arguments", NULL);
+    return run(impl, op, out, err);
+}
+
+/* Ready when every slot has a master and every master answers PING. */
+static int cluster_ping(void *impl, sluice_error *err)
+{
+    sluice_error tmp;
+    if (!err)
+        err = &tmp;
+    err->code = 0;
+    sluice__cluster *cs = impl;
+    if (!cs)
+        return cerr(err, SLUICE_EINVAL, "bad arguments", NULL);
+    int64_t deadline_us = sluice__redis_mono_us() + (int64_t)cs->timeout_ms * 1000;
+    uint8_t seen[SLUICE_CLUSTER_NODES_MAX] = {0};
+    for (int s = 0; s < SLUICE_CLUSTER_SLOTS; s++) {
+        int i = sluice__cluster_slot_node(cs, s);
+        if (i == SLUICE_CLUSTER_NO_NODE) {
+            sluice__cluster_kick(cs);
+            return cerr(err, SLUICE_ESTORE, "not every slot has a known master", NULL);
+        }
+        if (seen[i])
+            continue;
+        seen[i] = 1;
+        int rc = ping_node(cs, i, deadline_us, err);
+        if (rc) {
+            sluice__cluster_kick(cs);
+            return rc;
+        }
+    }
+    return 0;
+}
+
+const sluice__store_ops sluice__cluster_ops = {
+    .scheme = "redis+cluster",
+    .open = cluster_open,
+    .close = cluster_close,
+    .decide = cluster_decide,
+    .ping = cluster_ping,
+    .keys = NULL,
+    .attach = sluice__cluster_attach,
+    .detach = sluice__cluster_detach,
+    .decide_async = sluice__cluster_decide_async,
+};

@@ -1,0 +1,510 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * cluster_async.c - the asynchronous decision path of the redis+cluster://
+ * store, for event loops (sluiced's workers, sluice bench --concurrency).
+ *
+ * Each loop keeps one hiredis async connection per master it has talked to,
+ * on hiredis's libevent adapter, opened on first use; every decision of that
+ * loop for that master's slots is pipelined on it.  Routing uses the store's
+ * shared slot map (cluster.c), which the refresh thread keeps current and
+ * which MOVED patches at once.  Per request:
+ *   - one deadline timer for the whole decision, redirects and retries
+ *     included: at the deadline the caller gets SLUICE_ETIMEOUT, and the
+ *     request object lives on until hiredis hands back its late reply;
+ *   - MOVED: the map is updated and the decision re-sent to the new master;
+ *     ASK: re-sent once to the target behind ASKING; TRYAGAIN, CLUSTERDOWN,
+ *     LOADING: re-sent after a 5 ms timer while the deadline allows;
+ *   - NOSCRIPT: SCRIPT LOAD and the same EVALSHA again, in order;
+ *   - with ?wait=N, WAIT N follows the EVALSHA in the same pipeline and the
+ *     callback runs when WAIT answers (or at the deadline, with the decision,
+ *     which the master has already committed).
+ * A master that cannot be reached is not retried before its backoff (10 ms
+ * doubling to 1 s) has passed, and meanwhile decisions routed to it fail at
+ * once with SLUICE_ESTORE (the callback runs before decide_async returns):
+ * nothing queues behind a dead master, and other masters' decisions are not
+ * affected.  A request that times out while no reply at all came back on its
+ * connection since it was sent means a frozen server: the connection is
+ * dropped.  Everything here runs on the loop's thread; nothing blocks.
+ */
+#include <event2/event.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <hiredis/adapters/libevent.h>
+#include <hiredis/async.h>
+
+#include "store/cluster_int.h"
+#include "store/redis_lua.h"
+#include "util/alloc.h"
+
+typedef struct cloop cloop;
+
+/* This loop's connection to one entry of the store's nodes[]. */
+typedef struct cnconn {
+    cloop *l;
+    int index;                  /* into cs->nodes[] */
+    redisAsyncContext *ac;      /* NULL while down */
+    bool connected;
+    uint64_t gen;               /* node generation ac was opened for */
+    struct event *connect_timer;
+    int backoff_ms;
+    int64_t retry_at_us;        /* monotonic: no reconnect before this */
+    uint64_t replies;           /* replies received on this connection */
+    int inflight;               /* hiredis callbacks pending */
+} cnconn;
+
+typedef struct creq {
+    struct creq *prev, *next;   /* in l->reqs while not finished */
+    cloop *l;
+    struct event *timer;        /* the decision's deadline */
+    struct event *pause;        /* TRYAGAIN pause; created on first use */
+    sluice__store_cb cb;
+    void *arg;
+    int64_t deadline_us;
+    bool finished;              /* cb has run */
+    int holds;                  /* hiredis callbacks that point at this request */
+    int slot;
+    int hops;                   /* MOVED/ASK followed */
+    int loads;                  /* NOSCRIPT reloads */
+    int ask;                    /* node of the next send behind ASKING, or -1 */
+    bool asking;                /* the last send went behind ASKING */
+    bool have;                  /* decision in d; waiting for WAIT */
+    const redisAsyncContext *wait_ac;
+    cnconn *sent_on;
+    uint64_t replies_at_send;
+    sluice_decision d;
+    sluice__op op;              /* a copy, for re-sends */
+    sluice_limit limits[SLUICE_MAX_LIMITS];
+    char key[SLUICE_STORE_KEY_MAX + 1];
+} creq;
+
+struct cloop {
+    sluice__cluster *cs;
+    struct event_base *base;
+    creq *reqs;
+    bool closing;
+    cnconn nodes[SLUICE_CLUSTER_NODES_MAX];
+};
+
+static void attempt(creq *q);
+
+/* ---- request lifecycle ------------------------------------------------ */
+
+static void req_free(creq *q)
+{
+    if (q->timer)
+        event_free(q->timer);
+    if (q->pause)
+        event_free(q->pause);
+    sluice__free(q);
+}
+
+/* Runs the callback once; frees q unless hiredis still holds it. */
+static void req_finish(creq *q, int status, const sluice_decision *d)
+{
+    if (q->finished)
+        return;
+    q->finished = true;
+    evtimer_del(q->timer);
+    if (q->pause)
+        evtimer_del(q->pause);
+    cloop *l = q->l;
+    if (q->prev)
+        q->prev->next = q->next;
+    else
+        l->reqs = q->next;
+    if (q->next)
+        q->next->prev = q->prev;
+    q->prev = q->next = NULL;
+    q->cb(status, status == 0 ? d : NULL, q->arg);
+    if (q->holds == 0)
+        req_free(q);
+}
+
+/* Accounts for one hiredis callback of q; true when q is finished (and maybe freed). */
+static bool req_release(creq *q, cnconn *n, const void *reply)
+{
+    q->holds--;
+    if (n) {
+        n->inflight--;
+        if (reply)
+            n->replies++;
+    }
+    if (!q->finished)
+        return false;
+    if (q->holds == 0)
+        req_free(q);
+    return true;
+}
+
+/* ---- connections ------------------------------------------------------- */
+
+static void conn_lost(cnconn *n, const redisAsyncContext *ac)
+{
+    if (n->ac != ac)
+        return;
+    n->ac = NULL;
+    n->connected = false;
+    if (n->connect_timer)
+        evtimer_del(n->connect_timer);
+    if (n->backoff_ms < SLUICE_REDIS_BACKOFF_MIN_MS)
+        n->backoff_ms = SLUICE_REDIS_BACKOFF_MIN_MS;
+    n->retry_at_us = sluice__redis_mono_us() + (int64_t)n->backoff_ms * 1000;
+    n->backoff_ms *= 2;
+    if (n->backoff_ms > SLUICE_REDIS_BACKOFF_MAX_MS)
+        n->backoff_ms = SLUICE_REDIS_BACKOFF_MAX_MS;
+    sluice__cluster_kick(n->l->cs);
+}
+
+/* Drops the connection now: pending callbacks run with NULL replies. */
+static void conn_drop(cnconn *n)
+{
+    redisAsyncContext *ac = n->ac;
+    if (!ac)
+        return;
+    conn_lost(n, ac);
+    redisAsyncFree(ac);
+}
+
+static void on_connect(const redisAsyncContext *ac, int status)
+{
+    cnconn *n = ac->data;
+    if (!n)
+        return;
+    if (status != REDIS_OK) {
+        conn_lost(n, ac); /* hiredis frees ac after this returns */
+        return;
+    }
+    n->connected = true;
+    evtimer_del(n->connect_timer);
+}
+
+static void on_disconnect(const redisAsyncContext *ac, int status)
+{
+    (void)status;
+    cnconn *n = ac->data;
+    if (n)
+        conn_lost(n, ac);
+}
+
+static void on_connect_timeout(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    cnconn *n = arg;
+    if (n->ac && !n->connected)
+        conn_drop(n);
+}
+
+/* Replies to AUTH, SCRIPT LOAD, ASKING: counted; a refused AUTH drops the link. */
+static void on_aux(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    cnconn *n = ac->data;
+    redisReply *rep = reply;
+    if (!n || !rep)
+        return;
+    n->replies++;
+    if (privdata && rep->type == REDIS_REPLY_ERROR && n->ac == ac)
+        conn_drop(n);
+}
+
+static int conn_connect(cnconn *n)
+{
+    sluice__cluster *cs = n->l->cs;
+    char host[SLUICE_REDIS_HOST_MAX];
+    int port;
+    uint64_t gen = sluice__cluster_node_addr(cs, n->index, host, sizeof(host), &port);
+    if (!n->connect_timer && !(n->connect_timer = evtimer_new(n->l->base, on_connect_timeout, n)))
+        return SLUICE_ENOMEM;
+    redisAsyncContext *ac = redisAsyncConnect(host, port);
+    if (!ac || ac->err || redisLibeventAttach(ac, n->l->base) != REDIS_OK) {
+        if (ac)
+            redisAsyncFree(ac);
+        n->ac = NULL;
+        conn_lost(n, NULL);
+        return SLUICE_ESTORE;
+    }
+    ac->data = n;
+    n->ac = ac;
+    n->gen = gen;
+    n->connected = false;
+    redisAsyncSetConnectCallback(ac, on_connect);
+    redisAsyncSetDisconnectCallback(ac, on_disconnect);
+    /* queued before the connection completes; hiredis sends them first */
+    if (cs->password) {
+        if (cs->user)
+            redisAsyncCommand(ac, on_aux, n, "AUTH %s %s", cs->user, cs->password);
+        else
+            redisAsyncCommand(ac, on_aux, n, "AUTH %s", cs->password);
+    }
+    redisAsyncCommand(ac, on_aux, NULL, "SCRIPT LOAD %b", sluice__redis_lua,
+                      sluice__redis_lua_len);
+    int ms = cs->timeout_ms < 50 ? 50 : cs->timeout_ms;
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    evtimer_add(n->connect_timer, &tv);
+    return 0;
+}
+
+/* ---- decisions -------------------------------------------------------- */
+
+static void on_reply(redisAsyncContext *ac, void *reply, void *privdata);
+static void on_wait(redisAsyncContext *ac, void *reply, void *privdata);
+
+/* Pipelines [SCRIPT LOAD] [ASKING] EVALSHA [WAIT] for q on n. */
+static int req_send(cnconn *n, creq *q, bool load)
+{
+    sluice__cluster *cs = n->l->cs;
+    char *cmd;
+    long len = sluice__redis_format_sha(cs->sha, &q->op, false, &cmd);
+    if (len < 0)
+        return (int)len;
+    redisAsyncContext *ac = n->ac;
+    if (load)
+        redisAsyncCommand(ac, on_aux, NULL, "SCRIPT LOAD %b", sluice__redis_lua,
+                          sluice__redis_lua_len);
+    if (q->asking)
+        redisAsyncCommand(ac, on_aux, NULL, "ASKING");
+    int rc = redisAsyncFormattedCommand(ac, on_reply, q, cmd, (size_t)len);
+    redisFreeCommand(cmd);
+    if (rc != REDIS_OK)
+        return SLUICE_ESTORE;
+    q->holds++;
+    n->inflight++;
+    if (cs->wait_replicas > 0) {
+        int64_t w = (q->deadline_us - sluice__redis_mono_us()) / 1000;
+        if (redisAsyncCommand(ac, on_wait, q, "WAIT %d %lld", cs->wait_replicas,
+                              (long long)(w < 1 ? 1 : w)) == REDIS_OK) {
+            q->holds++;
+            n->inflight++;
+        }
+    }
+    q->sent_on = n;
+    q->replies_at_send = n->replies;
+    return 0;
+}
+
+/* Sends q to the master of its slot (or its ASK target); finishes it on failure. */
+static void attempt(creq *q)
+{
+    cloop *l = q->l;
+    sluice__cluster *cs = l->cs;
+    int i = q->ask >= 0 ? q->ask : sluice__cluster_slot_node(cs, q->slot);
+    q->asking = q->ask >= 0;
+    q->ask = -1;
+    if (i == SLUICE_CLUSTER_NO_NODE || i < 0 || i >= SLUICE_CLUSTER_NODES_MAX) {
+        sluice__cluster_kick(cs);
+        req_finish(q, SLUICE_ESTORE, NULL);
+        return;
+    }
+    cnconn *n = &l->nodes[i];
+    if (n->ac && n->gen != atomic_load(&cs->nodes[i].gen)) {
+        conn_drop(n); /* the entry now names another address */
+        n->retry_at_us = 0;
+        n->backoff_ms = 0;
+    }
+    if (!n->ac) {
+        if (sluice__redis_mono_us() < n->retry_at_us || conn_connect(n) != 0) {
+            sluice__cluster_kick(cs);
+            req_finish(q, SLUICE_ESTORE, NULL);
+            return;
+        }
+    }
+    if (n->inflight >= SLUICE_REDIS_ASYNC_MAX_INFLIGHT) {
+        req_finish(q, SLUICE_ESTORE, NULL);
+        return;
+    }
+    int rc = req_send(n, q, false);
+    if (rc)
+        req_finish(q, rc == SLUICE_EINVAL ? SLUICE_EINVAL : SLUICE_ESTORE, NULL);
+}
+
+static void on_pause(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    attempt(arg);
+}
+
+/* Follows a MOVED or ASK reply received on n. */
+static void redirect(creq *q, cnconn *n, sluice__cluster_reply kind, int slot, char *host,
+                     int port)
+{
+    sluice__cluster *cs = q->l->cs;
+    if (++q->hops > SLUICE_CLUSTER_REDIRECTS_MAX) {
+        req_finish(q, SLUICE_ESTORE, NULL);
+        return;
+    }
+    if (!host[0]) {
+        int p;
+        sluice__cluster_node_addr(cs, n->index, host, SLUICE_REDIS_HOST_MAX, &p);
+    }
+    int j = sluice__cluster_node_for(cs, host, port);
+    if (j < 0) {
+        req_finish(q, SLUICE_ESTORE, NULL);
+        return;
+    }
+    if (kind == SLUICE_CREPLY_MOVED)
+        sluice__cluster_set_slot(cs, slot, j);
+    else
+        q->ask = j;
+    attempt(q);
+}
+
+static void on_reply(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    creq *q = privdata;
+    cnconn *n = ac->data;
+    redisReply *rep = reply;
+    if (req_release(q, n, reply))
+        return;
+    if (!rep || !n) {
+        sluice__cluster_kick(q->l->cs);
+        req_finish(q, SLUICE_ESTORE, NULL);
+        return;
+    }
+    int slot = 0, port = 0;
+    char host[SLUICE_REDIS_HOST_MAX];
+    sluice__cluster_reply kind = sluice__cluster_classify(rep, &slot, host, sizeof(host), &port);
+    switch (kind) {
+    case SLUICE_CREPLY_DONE: {
+        sluice_error err = {0};
+        int rc = sluice__redis_parse(rep, &q->op, &q->d, &err);
+        if (rc) {
+            req_finish(q, rc, NULL);
+        } else if (q->l->cs->wait_replicas > 0) {
+            q->have = true;
+            q->wait_ac = ac; /* its WAIT is the next WAIT reply on this connection */
+        } else {
+            n->backoff_ms = 0;
+            req_finish(q, 0, &q->d);
+        }
+        return;
+    }
+    case SLUICE_CREPLY_NOSCRIPT:
+        if (q->loads++ < 2 && n->ac == ac && req_send(n, q, true) == 0)
+            return;
+        req_finish(q, SLUICE_ESTORE, NULL);
+        return;
+    case SLUICE_CREPLY_MOVED:
+    case SLUICE_CREPLY_ASK:
+        redirect(q, n, kind, slot, host, port);
+        return;
+    case SLUICE_CREPLY_RETRY:
+        break;
+    }
+    sluice__cluster_kick(q->l->cs);
+    int64_t left_us = q->deadline_us - sluice__redis_mono_us();
+    if (left_us <= (int64_t)SLUICE_CLUSTER_TRYAGAIN_MS * 1000 ||
+        (!q->pause && !(q->pause = evtimer_new(q->l->base, on_pause, q)))) {
+        req_finish(q, SLUICE_ESTORE, NULL);
+        return;
+    }
+    struct timeval tv = {0, SLUICE_CLUSTER_TRYAGAIN_MS * 1000};
+    evtimer_add(q->pause, &tv);
+}
+
+static void on_wait(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    creq *q = privdata;
+    cnconn *n = ac->data;
+    if (req_release(q, n, reply))
+        return;
+    if (q->have && q->wait_ac == ac) {
+        if (n)
+            n->backoff_ms = 0;
+        req_finish(q, 0, &q->d);
+    }
+}
+
+static void on_deadline(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    creq *q = arg;
+    cnconn *n = q->sent_on;
+    bool stalled = n && n->ac && q->holds > 0 && n->replies == q->replies_at_send;
+    if (q->have)
+        req_finish(q, 0, &q->d); /* committed on the master; WAIT did not answer in time */
+    else
+        req_finish(q, SLUICE_ETIMEOUT, NULL); /* may free q */
+    if (stalled && n->ac)
+        conn_drop(n); /* nothing came back at all: the server is frozen */
+}
+
+int sluice__cluster_decide_async(void *conn, const sluice__op *op, sluice__store_cb cb,
+                                 void *arg)
+{
+    cloop *l = conn;
+    if (!l || !op || !cb || op->nlimits < 1 || op->nlimits > SLUICE_MAX_LIMITS ||
+        op->key_len > SLUICE_STORE_KEY_MAX || l->closing)
+        return SLUICE_EINVAL;
+    creq *q = sluice__calloc(1, sizeof(*q));
+    if (!q)
+        return SLUICE_ENOMEM;
+    q->timer = evtimer_new(l->base, on_deadline, q);
+    if (!q->timer) {
+        sluice__free(q);
+        return SLUICE_ENOMEM;
+    }
+    q->l = l;
+    q->cb = cb;
+    q->arg = arg;
+    q->ask = -1;
+    memcpy(q->limits, op->limits, sizeof(sluice_limit) * (size_t)op->nlimits);
+    memcpy(q->key, op->key, op->key_len);
+    q->key[op->key_len] = '\0';
+    q->op = *op;
+    q->op.key = q->key;
+    q->op.limits = q->limits;
+    q->slot = sluice__cluster_op_slot(&q->op);
+    int ms = l->cs->timeout_ms;
+    q->deadline_us = sluice__redis_mono_us() + (int64_t)ms * 1000;
+    q->next = l->reqs;
+    if (l->reqs)
+        l->reqs->prev = q;
+    l->reqs = q;
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    evtimer_add(q->timer, &tv);
+    attempt(q); /* may run cb and free q before returning */
+    return 0;
+}
+
+int sluice__cluster_attach(void *impl, struct event_base *base, void **conn, sluice_error *err)
+{
+    *conn = NULL;
+    if (!impl || !base)
+        return sluice__redis_error(err, SLUICE_EINVAL, "bad arguments", NULL);
+    cloop *l = sluice__calloc(1, sizeof(*l));
+    if (!l)
+        return sluice__redis_error(err, SLUICE_ENOMEM, "out of memory", NULL);
+    l->cs = impl;
+    l->base = base;
+    for (int i = 0; i < SLUICE_CLUSTER_NODES_MAX; i++) {
+        l->nodes[i].l = l;
+        l->nodes[i].index = i;
+    }
+    *conn = l;
+    return 0;
+}
+
+void sluice__cluster_detach(void *conn)
+{
+    cloop *l = conn;
+    if (!l)
+        return;
+    l->closing = true;
+    while (l->reqs)
+        req_finish(l->reqs, SLUICE_ECANCELED, NULL);
+    for (int i = 0; i < SLUICE_CLUSTER_NODES_MAX; i++) {
+        cnconn *n = &l->nodes[i];
+        if (n->ac) {
+            redisAsyncContext *ac = n->ac;
+            n->ac = NULL;
+            ac->data = NULL;
+            redisAsyncFree(ac); /* remaining callbacks see finished requests and free them */
+        }
+        if (n->connect_timer)
+            event_free(n->connect_timer);
+    }
+    sluice__free(l);
+}
