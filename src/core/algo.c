@@ -17,8 +17,8 @@ void sluice__limit_decision_begin(const sluice_limit *lim, sluice_limit_decision
     d->algorithm = lim->algorithm;
 }
 
-void sluice__algo_eval(const sluice_limit *lim, const sluice__cell *cell, int64_t now,
-                       int64_t cost, sluice_limit_decision *d)
+void sluice__algo_eval(const sluice_limit *lim, const sluice__cell *cell, int64_t now, int64_t cost,
+                       sluice_limit_decision *d)
 {
     switch (lim->algorithm) {
     case SLUICE_FIXED_WINDOW:

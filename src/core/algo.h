@@ -44,7 +44,7 @@ typedef union sluice__cell {
     struct {
         sluice__log *log; /* NULL when empty */
         int64_t unused;
-    } sl;                 /* sliding_log */
+    } sl; /* sliding_log */
 } sluice__cell;
 
 /**
@@ -53,8 +53,8 @@ typedef union sluice__cell {
  * remaining (after this request, were it admitted), reset_after_ms (likewise),
  * retry_after_ms, delay_ms, window_ms, algorithm.
  */
-void sluice__algo_eval(const sluice_limit *lim, const sluice__cell *cell, int64_t now,
-                       int64_t cost, sluice_limit_decision *d);
+void sluice__algo_eval(const sluice_limit *lim, const sluice__cell *cell, int64_t now, int64_t cost,
+                       sluice_limit_decision *d);
 
 /**
  * Makes sure commit() of this request cannot fail (grows the sliding-log

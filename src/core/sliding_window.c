@@ -34,8 +34,8 @@ static sw_counts sw_load(const sluice_limit *lim, const sluice__cell *cell, int6
 }
 
 /* Milliseconds until the condition holds for cq, given it fails now. */
-static int64_t sw_retry_after(int64_t L, int64_t W, int64_t j, int64_t e, int64_t t,
-                              sw_counts k, int64_t cq)
+static int64_t sw_retry_after(int64_t L, int64_t W, int64_t j, int64_t e, int64_t t, sw_counts k,
+                              int64_t cq)
 {
     if (k.n + cq <= L) {
         /* only the previous window weighs too much: wait inside window j

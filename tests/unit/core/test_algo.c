@@ -16,7 +16,7 @@
 #include "util/alloc.h"
 
 typedef struct vec_step {
-    int64_t t, cost;                         /* request */
+    int64_t t, cost;                                 /* request */
     int64_t allowed, remaining, reset, retry, delay; /* expected */
 } vec_step;
 
@@ -172,15 +172,13 @@ static void check_step(const vec *v, size_t i, const sluice_decision *d)
     const vec_step *s = &v->steps[i];
     const sluice_limit_decision *x = &d->limits[0];
     if (d->allowed != (s->allowed != 0) || d->remaining != s->remaining ||
-        d->reset_after_ms != s->reset || d->retry_after_ms != s->retry ||
-        d->delay_ms != s->delay) {
-        test_fail(__FILE__, __LINE__,
-                  "%s step %zu (t=%" PRId64 " cost=%" PRId64 "): got %d %" PRId64 " %" PRId64
-                  " %" PRId64 " %" PRId64 ", want %" PRId64 " %" PRId64 " %" PRId64 " %" PRId64
-                  " %" PRId64,
-                  v->name, i, s->t, s->cost, d->allowed, d->remaining, d->reset_after_ms,
-                  d->retry_after_ms, d->delay_ms, s->allowed, s->remaining, s->reset, s->retry,
-                  s->delay);
+        d->reset_after_ms != s->reset || d->retry_after_ms != s->retry || d->delay_ms != s->delay) {
+        test_fail(
+            __FILE__, __LINE__,
+            "%s step %zu (t=%" PRId64 " cost=%" PRId64 "): got %d %" PRId64 " %" PRId64 " %" PRId64
+            " %" PRId64 ", want %" PRId64 " %" PRId64 " %" PRId64 " %" PRId64 " %" PRId64,
+            v->name, i, s->t, s->cost, d->allowed, d->remaining, d->reset_after_ms,
+            d->retry_after_ms, d->delay_ms, s->allowed, s->remaining, s->reset, s->retry, s->delay);
     }
     /* one limit: the top level is that limit's own decision */
     ASSERT_EQ(x->allowed, d->allowed);
@@ -201,8 +199,7 @@ static void test_vectors(void)
         sluice__cell cell = {0};
         for (size_t i = 0; i < v->n; i++) {
             sluice_decision d;
-            ASSERT_EQ(sluice__decide_cells(&v->lim, 1, &cell, v->steps[i].t, v->steps[i].cost,
-                                           &d),
+            ASSERT_EQ(sluice__decide_cells(&v->lim, 1, &cell, v->steps[i].t, v->steps[i].cost, &d),
                       0);
             check_step(v, i, &d);
         }
@@ -301,8 +298,7 @@ static void test_multi_leaky_delay(void)
 
 /* ---- combine ---------------------------------------------------------------- */
 
-static void set_limit(sluice_decision *d, int i, bool ok, int64_t rem, int64_t retry,
-                      int64_t delay)
+static void set_limit(sluice_decision *d, int i, bool ok, int64_t rem, int64_t retry, int64_t delay)
 {
     memset(&d->limits[i], 0, sizeof(d->limits[i]));
     d->limits[i].allowed = ok;
@@ -378,8 +374,7 @@ static void test_decide_einval(void)
         lims[i] = (sluice_limit){SLUICE_FIXED_WINDOW, 1, 1000, 0};
     sluice_decision d;
     ASSERT_EQ(sluice__decide_cells(lims, 0, cells, 0, 1, &d), SLUICE_EINVAL);
-    ASSERT_EQ(sluice__decide_cells(lims, SLUICE_MAX_LIMITS + 1, cells, 0, 1, &d),
-              SLUICE_EINVAL);
+    ASSERT_EQ(sluice__decide_cells(lims, SLUICE_MAX_LIMITS + 1, cells, 0, 1, &d), SLUICE_EINVAL);
     ASSERT_EQ(sluice__decide_cells(lims, 1, cells, 0, -1, &d), SLUICE_EINVAL);
     ASSERT_EQ(sluice__decide_cells(lims, 1, cells, 0, SLUICE_COST_MAX + 1, &d), SLUICE_EINVAL);
     ASSERT_EQ(sluice__decide_cells(lims, 1, cells, -1, 1, &d), SLUICE_EINVAL);
@@ -453,7 +448,8 @@ static void test_largest_bounds(void)
     for (int a = SLUICE_FIXED_WINDOW; a <= SLUICE_LEAKY_BUCKET; a++) {
         if (a == SLUICE_SLIDING_LOG)
             continue;
-        sluice_limit lim = {a, SLUICE_LIMIT_MAX, W, a >= SLUICE_TOKEN_BUCKET ? SLUICE_LIMIT_MAX : 0};
+        sluice_limit lim = {a, SLUICE_LIMIT_MAX, W,
+                            a >= SLUICE_TOKEN_BUCKET ? SLUICE_LIMIT_MAX : 0};
         ASSERT_EQ(sluice__limit_check(&lim, NULL), 0);
         sluice__cell cell = {{0}};
         sluice_decision d;
@@ -489,14 +485,14 @@ static void test_limit_check(void)
     expect_bad((sluice_limit){SLUICE_FIXED_WINDOW, 5, H, 5}, "burst");
     expect_bad((sluice_limit){SLUICE_TOKEN_BUCKET, 5, H, -1}, "burst");
     expect_bad((sluice_limit){SLUICE_LEAKY_BUCKET, 5, H, SLUICE_LIMIT_MAX + 1}, "burst");
-    expect_bad((sluice_limit){SLUICE_TOKEN_BUCKET, 5, 10000000, SLUICE_LIMIT_MAX}, "burst x window");
+    expect_bad((sluice_limit){SLUICE_TOKEN_BUCKET, 5, 10000000, SLUICE_LIMIT_MAX},
+               "burst x window");
     ASSERT_EQ(sluice__limit_check(&(sluice_limit){SLUICE_SLIDING_LOG, 10000, H, 0}, NULL), 0);
+    ASSERT_EQ(
+        sluice__limit_check(&(sluice_limit){SLUICE_FIXED_WINDOW, 1, SLUICE_WINDOW_MAX_MS, 0}, NULL),
+        0);
     ASSERT_EQ(sluice__limit_check(
-                  &(sluice_limit){SLUICE_FIXED_WINDOW, 1, SLUICE_WINDOW_MAX_MS, 0}, NULL),
-              0);
-    ASSERT_EQ(sluice__limit_check(&(sluice_limit){SLUICE_SLIDING_WINDOW, SLUICE_LIMIT_MAX,
-                                                  4503599, 0},
-                                  NULL),
+                  &(sluice_limit){SLUICE_SLIDING_WINDOW, SLUICE_LIMIT_MAX, 4503599, 0}, NULL),
               0);
     /* burst 0 on a bucket means the default, L */
     sluice_limit b0 = {SLUICE_TOKEN_BUCKET, 7, 1000, 0};
@@ -508,9 +504,9 @@ static void test_limit_check(void)
 
 static void test_names(void)
 {
-    const int codes[] = {SLUICE_OK,     SLUICE_EINVAL, SLUICE_ENOMEM, SLUICE_ECONFIG,
+    const int codes[] = {SLUICE_OK,      SLUICE_EINVAL, SLUICE_ENOMEM,   SLUICE_ECONFIG,
                          SLUICE_ENORULE, SLUICE_ESTORE, SLUICE_ETIMEOUT, SLUICE_EURL,
-                         SLUICE_EKEY,   SLUICE_EIO,    SLUICE_ECANCELED};
+                         SLUICE_EKEY,    SLUICE_EIO,    SLUICE_ECANCELED};
     const char *unknown = sluice_strerror(12345);
     ASSERT_STREQ(unknown, "unknown error");
     for (size_t i = 0; i < N(codes); i++) {

@@ -130,8 +130,9 @@ static void ref_check_bound(const sluice_limit *lim, const hist *h, int64_t t)
             s += h->c[k];
             i128 bound = B + ((i128)(t - h->t[k]) * L) / W;
             if (s > bound)
-                test_fail(__FILE__, __LINE__, "bucket admitted %" PRId64 " in [%" PRId64
-                          ", %" PRId64 "]", s, h->t[k], t);
+                test_fail(__FILE__, __LINE__,
+                          "bucket admitted %" PRId64 " in [%" PRId64 ", %" PRId64 "]", s, h->t[k],
+                          t);
         }
     }
 }
@@ -180,8 +181,7 @@ static void check_retry_tight(const sluice_limit *lim, const sluice__cell *cell,
 }
 
 /* (e) Past idle_after the cell is idle and decides like a zeroed cell. */
-static void check_idle(const sluice_limit *lim, const sluice__cell *cell, int64_t t,
-                       uint64_t *rng)
+static void check_idle(const sluice_limit *lim, const sluice__cell *cell, int64_t t, uint64_t *rng)
 {
     int64_t ia = sluice__algo_idle_after(lim, cell, t);
     ASSERT(ia >= 0);
@@ -208,8 +208,8 @@ static const int64_t windows[] = {1, 2, 3, 7, 37, 100, 1000, 60000, 3600000};
 static sluice_limit random_limit(uint64_t *rng, int alg)
 {
     sluice_limit lim = {alg, 0, 0, 0};
-    lim.window_ms = test_range(rng, 0, 3) == 0 ? test_range(rng, 1, 5000)
-                                               : windows[test_range(rng, 0, 8)];
+    lim.window_ms =
+        test_range(rng, 0, 3) == 0 ? test_range(rng, 1, 5000) : windows[test_range(rng, 0, 8)];
     switch (test_range(rng, 0, 3)) {
     case 0:
         lim.limit = test_range(rng, 1, 3);
@@ -266,8 +266,8 @@ static int64_t random_cost(uint64_t *rng, int64_t cap)
 }
 
 /* One step of a trace: decide, then check (a), (b), (c), (e). */
-static void trace_step(const sluice_limit *lim, sluice__cell *cell, hist *h, int64_t t,
-                       int64_t c, uint64_t *rng)
+static void trace_step(const sluice_limit *lim, sluice__cell *cell, hist *h, int64_t t, int64_t c,
+                       uint64_t *rng)
 {
     int64_t cap = sluice__limit_capacity(lim);
     int64_t cq = c > 0 ? c : 1;
@@ -278,8 +278,8 @@ static void trace_step(const sluice_limit *lim, sluice__cell *cell, hist *h, int
         test_fail(__FILE__, __LINE__,
                   "%s L=%" PRId64 " W=%" PRId64 " B=%" PRId64 " t=%" PRId64 " c=%" PRId64
                   ": allowed %d remaining %" PRId64 ", reference %d %" PRId64,
-                  sluice_algorithm_name(lim->algorithm), lim->limit, lim->window_ms, lim->burst,
-                  t, c, d.allowed, d.remaining, want.allowed, want.remaining);
+                  sluice_algorithm_name(lim->algorithm), lim->limit, lim->window_ms, lim->burst, t,
+                  c, d.allowed, d.remaining, want.allowed, want.remaining);
     ASSERT_EQ(d.limit, cap);
     if (d.allowed && c > 0) {
         ref_admit(lim, h, t, c);
@@ -398,8 +398,8 @@ static int64_t steady(const sluice_limit *lim, int64_t f, int64_t days)
 static void expect_near(int64_t got, int64_t want, const char *what)
 {
     if (got < want - 1 || got > want + 1)
-        test_fail(__FILE__, __LINE__, "%s: admitted %" PRId64 ", rate x span %" PRId64, what,
-                  got, want);
+        test_fail(__FILE__, __LINE__, "%s: admitted %" PRId64 ", rate x span %" PRId64, what, got,
+                  want);
 }
 
 static void test_no_drift(void)
