@@ -34,6 +34,7 @@
 #define DEFAULT_SHARDS 64
 #define MAX_SHARDS 1024
 #define MIN_BUCKETS 16
+#define MAX_LOAD 2        /* keys per bucket before the table doubles */
 #define REHASH_BUCKETS 4 /* non-empty buckets moved per operation */
 #define SWEEP_NODES 2    /* LRU nodes checked per operation */
 #define IDLE_UNIT_MS 1024 /* idle_at resolution; rounded up, so never early */
@@ -256,13 +257,15 @@ static void rehash_step(shard *s)
     }
 }
 
-/* Grows at load 1, shrinks below load 1/8; never while a rehash runs. */
+/* Grows past MAX_LOAD keys per bucket, shrinks below 1/8; never while a
+ * rehash runs.  A load of 2 costs 4..8 bytes of bucket array per key where
+ * a load of 1 costs 8..16, for chains of 1..2 nodes on average. */
 static void table_resize_check(shard *s)
 {
     if (s->tab[1] || !s->tab[0])
         return;
     size_t n = s->mask[0] + 1;
-    if (s->count > n && n <= SIZE_MAX / 2 / sizeof(mnode *))
+    if (s->count > n * MAX_LOAD && n <= SIZE_MAX / 2 / sizeof(mnode *))
         rehash_start(s, n * 2);
     else if (n > MIN_BUCKETS && s->count < n / 8)
         rehash_start(s, n / 2);
@@ -329,22 +332,32 @@ static void sweep(shard *s, int64_t now)
 
 /* ---- decisions ----------------------------------------------------------- */
 
+/* 64-bit finaliser of splitmix64: every input bit moves about half the output. */
+static uint64_t mix64(uint64_t x)
+{
+    x ^= x >> 30;
+    x *= 0xbf58476d1ce4e5b9ULL;
+    x ^= x >> 27;
+    x *= 0x94d049bb133111ebULL;
+    return x ^ (x >> 31);
+}
+
 /* Signature of a limit set: a hash of every parameter with nlimits - 1 in
- * the low 3 bits; logmask gets bit i for a sliding-log limit i. */
+ * the low 3 bits; logmask gets bit i for a sliding-log limit i.  Not keyed:
+ * it only tells a changed rule from the same one, and which cells own
+ * memory is recorded exactly in the log mask, not trusted to the hash. */
 static uint32_t limits_sig(const sluice_limit *limits, int n, unsigned *logmask)
 {
-    int64_t buf[SLUICE_MAX_LIMITS * 4];
+    uint64_t h = (uint64_t)n;
     *logmask = 0;
     for (int i = 0; i < n; i++) {
-        buf[4 * i] = limits[i].algorithm;
-        buf[4 * i + 1] = limits[i].limit;
-        buf[4 * i + 2] = limits[i].window_ms;
-        buf[4 * i + 3] = limits[i].burst;
+        h = mix64(h ^ (uint64_t)limits[i].algorithm);
+        h = mix64(h ^ (uint64_t)limits[i].limit);
+        h = mix64(h ^ (uint64_t)limits[i].window_ms);
+        h = mix64(h ^ (uint64_t)limits[i].burst);
         if (limits[i].algorithm == SLUICE_SLIDING_LOG)
             *logmask |= 1u << i;
     }
-    static const uint8_t zero_key[16];
-    uint64_t h = sluice__siphash(zero_key, buf, (size_t)n * 4 * sizeof(int64_t));
     return ((uint32_t)(h >> 32) & ~7u) | (uint32_t)(n - 1);
 }
 

@@ -8,6 +8,7 @@
  */
 #include "util/siphash.h"
 
+#include <endian.h>
 #include <pthread.h>
 #include <string.h>
 #include <sys/random.h>
@@ -20,10 +21,9 @@ static uint64_t rotl(uint64_t x, int b)
 
 static uint64_t load_le64(const uint8_t *p)
 {
-    uint64_t v = 0;
-    for (int i = 7; i >= 0; i--)
-        v = (v << 8) | p[i];
-    return v;
+    uint64_t v;
+    memcpy(&v, p, sizeof(v)); /* one unaligned load; compilers fold the copy */
+    return le64toh(v);
 }
 
 /* One SipRound: the ARX network of the paper's figure. */
