@@ -34,8 +34,7 @@ static double now_s(void)
 
 static int key_of(long i, char *buf, size_t size)
 {
-    return snprintf(buf, size, "api:ip:10.%ld.%ld.%ld", (i >> 16) & 255, (i >> 8) & 255,
-                    i & 255);
+    return snprintf(buf, size, "api:ip:10.%ld.%ld.%ld", (i >> 16) & 255, (i >> 8) & 255, i & 255);
 }
 
 static char (*keys)[24]; /* precomputed, so the bench measures the store */
@@ -43,7 +42,11 @@ static unsigned char *key_lens;
 
 static void decide(long i, int64_t now)
 {
-    sluice__op op = {.key = keys[i], .key_len = key_lens[i], .limits = &tb, .nlimits = 1, .cost = 1,
+    sluice__op op = {.key = keys[i],
+                     .key_len = key_lens[i],
+                     .limits = &tb,
+                     .nlimits = 1,
+                     .cost = 1,
                      .now_ms = now};
     sluice_decision d;
     sluice_error err;
@@ -134,8 +137,7 @@ int main(int argc, char **argv)
     printf("bytes per key         %.1f (malloc'd, incl. malloc headers and buckets)\n", per_key);
     printf("key bytes per key     %.1f\n", avg_key);
     printf("overhead per key      %.1f bytes beyond the key bytes\n", per_key - avg_key);
-    printf("node request size     %zu bytes + key (header 32, cell 16, tail 3)\n",
-           (size_t)51);
+    printf("node request size     %zu bytes + key (header 32, cell 16, tail 3)\n", (size_t)51);
     printf("insert rate           %.0f keys/s (1 thread)\n", (double)nkeys / t_insert);
     for (int t = 1; t <= threads; t *= 2) {
         printf("decisions/s %2d thr    %.0f (explicit now)  %.0f (SLUICE_NOW)\n", t,

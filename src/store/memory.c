@@ -35,8 +35,8 @@
 #define MAX_SHARDS 1024
 #define MIN_BUCKETS 16
 #define MAX_LOAD 2        /* keys per bucket before the table doubles */
-#define REHASH_BUCKETS 4 /* non-empty buckets moved per operation */
-#define SWEEP_NODES 2    /* LRU nodes checked per operation */
+#define REHASH_BUCKETS 4  /* non-empty buckets moved per operation */
+#define SWEEP_NODES 2     /* LRU nodes checked per operation */
 #define IDLE_UNIT_MS 1024 /* idle_at resolution; rounded up, so never early */
 
 typedef struct mnode mnode;
@@ -57,19 +57,19 @@ typedef struct shard {
     size_t mask[2];    /* bucket count - 1 */
     size_t rehash_idx; /* buckets of tab[0] below this are moved */
     mnode *head, *tail;
-    mnode *cursor;     /* next node the sweep checks; NULL: start at tail */
+    mnode *cursor; /* next node the sweep checks; NULL: start at tail */
     size_t count;
-    size_t cap;        /* this shard's part of max_keys */
+    size_t cap; /* this shard's part of max_keys */
 } shard;
 
 /* A shard padded to whole cache lines so neighbouring locks do not share one. */
 #define SHARD_SIZE ((sizeof(shard) + 63) & ~(size_t)63)
 
 struct sluice__memstore {
-    void *raw;         /* allocation holding the aligned shard array */
+    void *raw; /* allocation holding the aligned shard array */
     unsigned char *shards;
     int nshards;
-    int shard_shift;   /* 64 - log2(nshards); the top hash bits pick the shard */
+    int shard_shift; /* 64 - log2(nshards); the top hash bits pick the shard */
     size_t max_keys;
 };
 
@@ -228,8 +228,7 @@ static void rehash_step(shard *s)
     if (!s->tab[1])
         return;
     int moved = 0, empty = 0;
-    while (s->rehash_idx <= s->mask[0] && moved < REHASH_BUCKETS &&
-           empty < 10 * REHASH_BUCKETS) {
+    while (s->rehash_idx <= s->mask[0] && moved < REHASH_BUCKETS && empty < 10 * REHASH_BUCKETS) {
         mnode *nd = s->tab[0][s->rehash_idx];
         if (!nd) {
             empty++;
@@ -311,8 +310,8 @@ static void node_remove_at(shard *s, mnode **pp)
 
 static void node_remove(shard *s, mnode *nd)
 {
-    mnode **pp = table_find(s, key_hash(node_key(nd), node_keylen(nd)), node_key(nd),
-                            node_keylen(nd));
+    mnode **pp =
+        table_find(s, key_hash(node_key(nd), node_keylen(nd)), node_key(nd), node_keylen(nd));
     if (pp)
         node_remove_at(s, pp);
 }
@@ -409,8 +408,8 @@ static void node_settle(shard *s, mnode **pp, const sluice__op *op, int64_t now)
 }
 
 /* Decides for a key that has no node: creates one unless the result is idle. */
-static int decide_new(shard *s, uint64_t h, const sluice__op *op, uint32_t sig,
-                      unsigned logmask, int64_t now, sluice_decision *out)
+static int decide_new(shard *s, uint64_t h, const sluice__op *op, uint32_t sig, unsigned logmask,
+                      int64_t now, sluice_decision *out)
 {
     if (op->cost == 0)
         return peek_absent(op, logmask, now, out);
@@ -477,8 +476,8 @@ static int mem_decide(void *impl, const sluice__op *op, sluice_decision *out, sl
         op->nlimits > SLUICE_MAX_LIMITS)
         return mem_error(err, SLUICE_EINVAL, "memory store: bad decision arguments");
     if (op->key_len == 0 || op->key_len > SLUICE_STORE_KEY_MAX)
-        return mem_error(err, SLUICE_EKEY, "memory store: key of %zu bytes (1..%d)",
-                         op->key_len, SLUICE_STORE_KEY_MAX);
+        return mem_error(err, SLUICE_EKEY, "memory store: key of %zu bytes (1..%d)", op->key_len,
+                         SLUICE_STORE_KEY_MAX);
     if (op->cost < 0 || op->cost > SLUICE_COST_MAX)
         return mem_error(err, SLUICE_EINVAL, "memory store: cost out of 0..%lld",
                          (long long)SLUICE_COST_MAX);
@@ -499,8 +498,7 @@ static int mem_decide(void *impl, const sluice__op *op, sluice_decision *out, sl
     } else {
         if ((*pp)->sig != sig || node_logmask(*pp) != logmask)
             pp = node_reset(s, pp, sig, logmask);
-        rc = pp ? sluice__decide_cells(op->limits, op->nlimits, (*pp)->cells, now, op->cost,
-                                       out)
+        rc = pp ? sluice__decide_cells(op->limits, op->nlimits, (*pp)->cells, now, op->cost, out)
                 : SLUICE_ENOMEM;
         if (rc == 0)
             node_settle(s, pp, op, now);
@@ -563,13 +561,12 @@ int sluice__memory_open(sluice__memstore **out, const sluice__url *url, sluice_e
             (sluice__url_param(url, "max_keys", buf, sizeof(buf)) != 0 ||
              parse_count(buf, 1, MAX_MAX_KEYS, &max_keys) != 0))
             return mem_error(err, SLUICE_EURL,
-                             "store URL: max_keys must be a whole number in 1..%llu",
-                             MAX_MAX_KEYS);
+                             "store URL: max_keys must be a whole number in 1..%llu", MAX_MAX_KEYS);
         if (url->query && strstr(url->query, "shards") &&
             (sluice__url_param(url, "shards", buf, sizeof(buf)) != 0 ||
              parse_count(buf, 1, MAX_SHARDS, &nshards) != 0 || (nshards & (nshards - 1))))
-            return mem_error(err, SLUICE_EURL,
-                             "store URL: shards must be a power of two in 1..%d", MAX_SHARDS);
+            return mem_error(err, SLUICE_EURL, "store URL: shards must be a power of two in 1..%d",
+                             MAX_SHARDS);
     }
     /* Each shard gets at least 1024 keys of max_keys, so that eviction, which
      * is per shard, stays close to a global LRU for small bounds. */

@@ -83,8 +83,7 @@ static int open_with(sluice_store **out, const sluice__store_ops *ops, const cha
     else
         memset(&o, 0, sizeof(o));
     if (o.timeout_ms < 0 || o.timeout_ms > MAX_TIMEOUT_MS)
-        return store_error(err, SLUICE_EINVAL, "store timeout_ms must be in 0..%d",
-                           MAX_TIMEOUT_MS);
+        return store_error(err, SLUICE_EINVAL, "store timeout_ms must be in 0..%d", MAX_TIMEOUT_MS);
     if (o.timeout_ms == 0)
         o.timeout_ms = DEFAULT_TIMEOUT_MS;
     if (o.on_store_error < SLUICE_FAIL_OPEN || o.on_store_error > SLUICE_FAIL_LOCAL)
@@ -97,8 +96,7 @@ static int open_with(sluice_store **out, const sluice__store_ops *ops, const cha
     if (!ops)
         ops = ops_for(u.scheme);
     if (!ops) {
-        rc = store_error(err, SLUICE_EURL, "store URL: %s:// support is not built in",
-                         u.scheme);
+        rc = store_error(err, SLUICE_EURL, "store URL: %s:// support is not built in", u.scheme);
         goto out_url;
     }
     sluice_store *s = sluice__calloc(1, sizeof(*s));
@@ -226,15 +224,14 @@ int sluice__store_decide_op(sluice_store *s, const sluice__op *op, bool shadow,
 /* ---- building the op of a match ------------------------------------------ */
 
 /* Fills op (its key in keybuf) and *shadow from a match; 0 or a negative code. */
-static int prepare(const sluice_config *cfg, const sluice_match *m, int64_t cost,
-                   int64_t now_ms, char *keybuf, sluice__op *op, bool *shadow,
-                   sluice_error *err)
+static int prepare(const sluice_config *cfg, const sluice_match *m, int64_t cost, int64_t now_ms,
+                   char *keybuf, sluice__op *op, bool *shadow, sluice_error *err)
 {
     if (!cfg || !m)
         return store_error(err, SLUICE_EINVAL, "sluice_decide: NULL argument");
     if (cost < 0 || cost > SLUICE_COST_MAX)
-        return store_error(err, SLUICE_EINVAL, "cost %lld is outside 0..%lld",
-                           (long long)cost, (long long)SLUICE_COST_MAX);
+        return store_error(err, SLUICE_EINVAL, "cost %lld is outside 0..%lld", (long long)cost,
+                           (long long)SLUICE_COST_MAX);
     if (!m->rule || m->rule_index < 0 || m->rule_index >= cfg->nrules)
         return store_error(err, SLUICE_ENORULE, "the match names no rule of this config");
     size_t rlen = strlen(m->rule);
@@ -246,8 +243,7 @@ static int prepare(const sluice_config *cfg, const sluice_match *m, int64_t cost
                            SLUICE_KEY_MAX);
     const sluice__limit_set *set = sluice__config_limits(cfg, m);
     if (!set || set->n < 1 || set->n > SLUICE_MAX_LIMITS)
-        return store_error(err, SLUICE_ENORULE, "rule '%s' has no limits for this match",
-                           m->rule);
+        return store_error(err, SLUICE_ENORULE, "rule '%s' has no limits for this match", m->rule);
     memcpy(keybuf, m->rule, rlen);
     keybuf[rlen] = ':';
     memcpy(keybuf + rlen + 1, m->key, m->key_len);
@@ -262,8 +258,8 @@ static int prepare(const sluice_config *cfg, const sluice_match *m, int64_t cost
     return 0;
 }
 
-int sluice_decide(sluice_store *s, const sluice_config *cfg, const sluice_match *m,
-                  int64_t cost, int64_t now_ms, sluice_decision *out, sluice_error *err)
+int sluice_decide(sluice_store *s, const sluice_config *cfg, const sluice_match *m, int64_t cost,
+                  int64_t now_ms, sluice_decision *out, sluice_error *err)
 {
     char key[SLUICE_STORE_KEY_MAX + 1];
     sluice__op op;

@@ -11,8 +11,8 @@
  */
 #include <ctype.h>
 #include <limits.h>
-#include <stdbool.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -145,15 +145,13 @@ static int parse_host(sluice__url *u, const char *s, size_t n, int idx, int defa
             plen = n - hlen - 1;
             if (memchr(port, ':', plen))
                 return url_error(err, SLUICE_EURL,
-                                 "host %d: an IPv6 address must be in brackets: [::1]:6379",
-                                 idx);
+                                 "host %d: an IPv6 address must be in brackets: [::1]:6379", idx);
         }
         if (hlen == 0)
             return url_error(err, SLUICE_EURL, "host %d is empty", idx);
         if (!all_of(host, hlen, "-._"))
             return url_error(err, SLUICE_EURL,
-                             "host %d: a host name may hold letters, digits, '-', '.', '_'",
-                             idx);
+                             "host %d: a host name may hold letters, digits, '-', '.', '_'", idx);
     }
     long p = default_port;
     if (port && !parse_uint(port, plen, 1, 65535, &p))
@@ -314,8 +312,8 @@ static int parse(sluice__url *u, const char *url, sluice_error *err)
             return url_error(err, SLUICE_EURL, "memory:// takes no host");
     } else {
         if (hlen == 0)
-            return url_error(err, SLUICE_EURL, "%s:// needs a host: %s://host:%d", scheme,
-                             scheme, schemes[si].default_port);
+            return url_error(err, SLUICE_EURL, "%s:// needs a host: %s://host:%d", scheme, scheme,
+                             schemes[si].default_port);
         int idx = 0;
         const char *h = hosts;
         for (;;) {
@@ -324,8 +322,7 @@ static int parse(sluice__url *u, const char *url, sluice_error *err)
             if (comma)
                 n = (size_t)(comma - h);
             if (++idx > SLUICE_URL_MAX_HOSTS)
-                return url_error(err, SLUICE_EURL, "more than %d hosts",
-                                 SLUICE_URL_MAX_HOSTS);
+                return url_error(err, SLUICE_EURL, "more than %d hosts", SLUICE_URL_MAX_HOSTS);
             int rc = parse_host(u, h, n, idx, schemes[si].default_port, err);
             if (rc)
                 return rc;

@@ -27,8 +27,12 @@ static sluice__memstore *open_mem(const char *url)
 static int decide(sluice__memstore *m, const char *key, const sluice_limit *lims, int n,
                   int64_t cost, int64_t now, sluice_decision *d)
 {
-    sluice__op op = {.key = key, .key_len = strlen(key), .limits = lims, .nlimits = n,
-                     .cost = cost, .now_ms = now};
+    sluice__op op = {.key = key,
+                     .key_len = strlen(key),
+                     .limits = lims,
+                     .nlimits = n,
+                     .cost = cost,
+                     .now_ms = now};
     sluice_error err;
     memset(d, 0, sizeof(*d));
     return sluice__memory_decide(m, &op, d, &err);
@@ -63,7 +67,8 @@ static const sluice_limit sets[][3] = {
     {{SLUICE_TOKEN_BUCKET, 3, 1000, 6}},
     {{SLUICE_LEAKY_BUCKET, 4, 1000, 4}},
     {{SLUICE_SLIDING_LOG, 6, 700, 0}},
-    {{SLUICE_TOKEN_BUCKET, 10, 1000, 10}, {SLUICE_FIXED_WINDOW, 20, 10000, 0},
+    {{SLUICE_TOKEN_BUCKET, 10, 1000, 10},
+     {SLUICE_FIXED_WINDOW, 20, 10000, 0},
      {SLUICE_SLIDING_LOG, 15, 3000, 0}},
 };
 static const int set_n[] = {1, 1, 1, 1, 1, 3};
@@ -437,8 +442,8 @@ static void test_null_and_bad_args(void)
     sluice__url u;
     sluice_error err;
     const char *bad[] = {"memory://?max_keys=0", "memory://?max_keys=x",
-                         "memory://?shards=3", "memory://?shards=2048", "memory://?foo=1",
-                         "memory://?max_keys=99999999999999999999"};
+                         "memory://?shards=3",   "memory://?shards=2048",
+                         "memory://?foo=1",      "memory://?max_keys=99999999999999999999"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         ASSERT_EQ(sluice__url_parse(&u, bad[i], &err), 0);
         m = (sluice__memstore *)&u; /* must be reset to NULL */

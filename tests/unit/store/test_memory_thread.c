@@ -36,11 +36,16 @@ static void *hammer(void *arg)
         int k = (int)test_range(&st, 0, NKEYS - 1);
         char key[16];
         snprintf(key, sizeof(key), "shared:%d", k);
-        int64_t now = time_mode == 0 ? base_now
+        int64_t now = time_mode == 0   ? base_now
                       : time_mode == 1 ? SLUICE_NOW
-                      : (i & 1) ? SLUICE_NOW : base_now;
-        sluice__op op = {.key = key, .key_len = strlen(key), .limits = &lim, .nlimits = 1,
-                         .cost = 1, .now_ms = now};
+                      : (i & 1)        ? SLUICE_NOW
+                                       : base_now;
+        sluice__op op = {.key = key,
+                         .key_len = strlen(key),
+                         .limits = &lim,
+                         .nlimits = 1,
+                         .cost = 1,
+                         .now_ms = now};
         sluice_decision d;
         sluice_error err;
         if (sluice__memory_decide(store, &op, &d, &err) != 0)
@@ -126,8 +131,11 @@ static void *churn(void *arg)
         int64_t now = churn_clock;
         if (test_range(&st, 0, 7) == 0)
             now = churn_clock += test_range(&st, 0, 5);
-        sluice__op op = {.key = key, .key_len = strlen(key), .limits = sets[set],
-                         .nlimits = set == 3 ? 2 : 1, .cost = test_range(&st, 0, 2),
+        sluice__op op = {.key = key,
+                         .key_len = strlen(key),
+                         .limits = sets[set],
+                         .nlimits = set == 3 ? 2 : 1,
+                         .cost = test_range(&st, 0, 2),
                          .now_ms = now};
         sluice_decision d;
         sluice_error err;

@@ -140,11 +140,14 @@ static sluice_store *open_fake(const sluice__store_ops *ops, int on_store_error)
 static const sluice_limit two[2] = {{SLUICE_FIXED_WINDOW, 5, 60000, 0},
                                     {SLUICE_TOKEN_BUCKET, 3, 60000, 7}};
 
-static sluice__op op_of(const char *key, const sluice_limit *lims, int n, int64_t cost,
-                        int64_t now)
+static sluice__op op_of(const char *key, const sluice_limit *lims, int n, int64_t cost, int64_t now)
 {
-    return (sluice__op){.key = key, .key_len = strlen(key), .limits = lims, .nlimits = n,
-                        .cost = cost, .now_ms = now};
+    return (sluice__op){.key = key,
+                        .key_len = strlen(key),
+                        .limits = lims,
+                        .nlimits = n,
+                        .cost = cost,
+                        .now_ms = now};
 }
 
 /* ---- blocking path ------------------------------------------------------- */
@@ -261,18 +264,17 @@ static void test_shadow(void)
 
 /* ---- with a config --------------------------------------------------------- */
 
-static const char yaml[] =
-    "store: memory://\n"
-    "rules:\n"
-    "  - name: api\n"
-    "    match: { path: /api }\n"
-    "    limits:\n"
-    "      - { algorithm: fixed_window, limit: 2, window: 1m }\n"
-    "  - name: dry\n"
-    "    match: { path: /dry }\n"
-    "    shadow: true\n"
-    "    limits:\n"
-    "      - { algorithm: token_bucket, limit: 1, window: 1m }\n";
+static const char yaml[] = "store: memory://\n"
+                           "rules:\n"
+                           "  - name: api\n"
+                           "    match: { path: /api }\n"
+                           "    limits:\n"
+                           "      - { algorithm: fixed_window, limit: 2, window: 1m }\n"
+                           "  - name: dry\n"
+                           "    match: { path: /dry }\n"
+                           "    shadow: true\n"
+                           "    limits:\n"
+                           "      - { algorithm: token_bucket, limit: 1, window: 1m }\n";
 
 static sluice_config *load(const char *text)
 {
@@ -471,8 +473,8 @@ static void test_redis_down(void)
         for (int j = 0; j < 3; j++) {
             ASSERT_EQ(sluice_decide(s, cfg, &m, 1, 1000, &d, &err), 0);
             ASSERT(d.store_error);
-            ASSERT_EQ(d.allowed, modes[i] == SLUICE_FAIL_OPEN ||
-                                     (modes[i] == SLUICE_FAIL_LOCAL && j < 2));
+            ASSERT_EQ(d.allowed,
+                      modes[i] == SLUICE_FAIL_OPEN || (modes[i] == SLUICE_FAIL_LOCAL && j < 2));
         }
         ASSERT_EQ(sluice_store_keys(s), modes[i] == SLUICE_FAIL_LOCAL ? 1 : 0);
         sluice_store_close(s);
