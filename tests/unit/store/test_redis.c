@@ -14,9 +14,11 @@
  *   - TTLs: with the server's clock every key's PTTL <= its reset_after.
  *
  * Worker mode, for the multi-process tests of the integration script:
- *   test_redis hammer URL SPEC N INFLIGHT KEY
- * makes N decisions (cost 1, server time) on KEY with INFLIGHT in flight on
- * the async path and prints "allowed=A denied=D errors=E max_us=M"; SPEC is
+ *   test_redis hammer URL SPEC N INFLIGHT KEY [DURATION_MS]
+ * makes N decisions (or as many as fit in DURATION_MS) of cost 1 with the
+ * server's time on KEY, INFLIGHT in flight on the async path (0: the
+ * blocking path), and prints "allowed=A denied=D errors=E max_us=M
+ * tail_ok=T done=N" (tail_ok: successes after the last error); SPEC is
  * "alg:limit:window_ms:burst[,alg:...]" with alg a number (sluice.h).
  *   test_redis peek URL SPEC KEY    prints each limit's remaining.
  */
@@ -355,6 +357,8 @@ typedef struct hammer {
     int64_t total, started, done;
     int64_t allowed, denied, errors, flush_every;
     int64_t max_us;
+    int64_t tail_ok;   /* successes since the last error */
+    int64_t end_us;    /* time-bounded run: stop starting at this time; 0: by count */
     redisContext *flusher;
 } hammer;
 
@@ -365,30 +369,57 @@ typedef struct hreq {
 
 static void hammer_next(hammer *h);
 
+static bool hammer_more(const hammer *h)
+{
+    if (h->end_us)
+        return sluice__redis_mono_us() < h->end_us;
+    return h->started < h->total;
+}
+
+static void hammer_record(hammer *h, int status, const sluice_decision *d, int64_t t0)
+{
+    int64_t us = sluice__redis_mono_us() - t0;
+    if (us > h->max_us)
+        h->max_us = us;
+    h->done++;
+    if (status != 0 || (d && d->store_error)) {
+        h->errors++;
+        h->tail_ok = 0;
+        return;
+    }
+    h->tail_ok++;
+    if (d->allowed)
+        h->allowed++;
+    else
+        h->denied++;
+}
+
+static void hammer_later(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    hammer_next(arg);
+}
+
 static void hammer_cb(int status, const sluice_decision *d, void *arg)
 {
     hreq *q = arg;
     hammer *h = q->h;
-    int64_t us = sluice__redis_mono_us() - q->t0;
-    if (us > h->max_us)
-        h->max_us = us;
+    hammer_record(h, status, d, q->t0);
     free(q);
-    h->done++;
-    if (status != 0)
-        h->errors++;
-    else if (d->allowed)
-        h->allowed++;
-    else
-        h->denied++;
-    if (h->done == h->total)
-        event_base_loopbreak(h->base);
-    else
-        hammer_next(h);
+    if (!hammer_more(h)) {
+        if (h->done == h->started)
+            event_base_loopbreak(h->base);
+        return;
+    }
+    /* never recurse: a failing store answers inline; pace failures at 1 ms */
+    struct timeval tv = {0, status ? 1000 : 0};
+    event_base_once(h->base, -1, EV_TIMEOUT, hammer_later, h, &tv);
 }
 
 static void hammer_next(hammer *h)
 {
-    if (h->started >= h->total)
+    if (!hammer_more(h))
         return;
     h->started++;
     if (h->flusher && h->flush_every && h->started % h->flush_every == 0) {
@@ -404,8 +435,29 @@ static void hammer_next(hammer *h)
     ASSERT_EQ(rc, 0);
 }
 
+static void hammer_run_sync(hammer *h, void *impl)
+{
+    while (hammer_more(h)) {
+        h->started++;
+        sluice__op op = {h->key, strlen(h->key), h->lims, h->n, 1, SLUICE_NOW};
+        sluice_decision d;
+        sluice_error err = {0};
+        int64_t t0 = sluice__redis_mono_us();
+        int rc = sluice__redis_ops.decide(impl, &op, &d, &err);
+        hammer_record(h, rc, rc ? NULL : &d, t0);
+        if (rc) {
+            struct timespec ts = {0, 1000000};
+            nanosleep(&ts, NULL);
+        }
+    }
+}
+
 static void hammer_run(hammer *h, void *impl, int inflight, int timeout_s)
 {
+    if (inflight == 0) {
+        hammer_run_sync(h, impl);
+        return;
+    }
     h->base = event_base_new();
     sluice_error err = {0};
     ASSERT_EQ(sluice__redis_ops.attach(impl, h->base, &h->conn, &err), 0);
@@ -495,13 +547,16 @@ static int worker(int argc, char **argv)
         h.n = parse_spec(argv[3], h.lims);
         h.total = atoll(argv[4]);
         h.key = argv[6];
-        if (h.n < 1 || h.total < 1)
+        if (argc >= 8) /* DURATION_MS: run for that long, N ignored */
+            h.end_us = sluice__redis_mono_us() + atoll(argv[7]) * 1000;
+        if (h.n < 1 || (h.total < 1 && !h.end_us))
             return 2;
         hammer_run(&h, impl, atoi(argv[5]), 120);
-        printf("allowed=%" PRId64 " denied=%" PRId64 " errors=%" PRId64 " max_us=%" PRId64 "\n",
-               h.allowed, h.denied, h.errors, h.max_us);
+        printf("allowed=%" PRId64 " denied=%" PRId64 " errors=%" PRId64 " max_us=%" PRId64
+               " tail_ok=%" PRId64 " done=%" PRId64 "\n",
+               h.allowed, h.denied, h.errors, h.max_us, h.tail_ok, h.done);
         sluice__redis_ops.close(impl);
-        return h.done == h.total ? 0 : 1;
+        return h.done == h.started ? 0 : 1;
     }
     fprintf(stderr, "usage: test_redis [hammer URL SPEC N INFLIGHT KEY | peek URL SPEC KEY]\n");
     return 2;
