@@ -22,7 +22,8 @@
 
 /*
  * Every store is referenced strongly (a weak reference would not pull its
- * object out of the static archive): redis+cluster:// is cluster.c.
+ * object out of the static archive): redis:// and redis+sentinel:// are
+ * redis.c, redis+cluster:// is cluster.c.
  */
 
 #define DEFAULT_TIMEOUT_MS 20
@@ -61,7 +62,7 @@ static const sluice__store_ops *ops_for(const char *scheme)
     if (strcmp(scheme, "memory") == 0)
         return &sluice__memory_ops;
     if (strcmp(scheme, "redis") == 0 || strcmp(scheme, "redis+sentinel") == 0)
-        return &sluice__redis_ops; /* NULL when not linked in */
+        return &sluice__redis_ops;
     if (strcmp(scheme, "redis+cluster") == 0)
         return &sluice__cluster_ops;
     return NULL;
