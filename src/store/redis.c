@@ -77,9 +77,9 @@ static int64_t left_ms(int64_t deadline_us)
 
 static int io_error(sluice_error *err, redisContext *c)
 {
-    bool to = c->err == REDIS_ERR_IO && (errno == EAGAIN || errno == EWOULDBLOCK ||
-                                        strstr(c->errstr, "temporarily unavailable") ||
-                                        strstr(c->errstr, "timed out"));
+    bool to = c->err == REDIS_ERR_IO &&
+              (errno == EAGAIN || errno == EWOULDBLOCK ||
+               strstr(c->errstr, "temporarily unavailable") || strstr(c->errstr, "timed out"));
     if (to)
         return sluice__redis_error(err, SLUICE_ETIMEOUT, "timed out", NULL);
     return sluice__redis_error(err, SLUICE_ESTORE, "connection error", c->errstr);
@@ -186,8 +186,7 @@ static int slot_connect(sluice__redis *r, sluice__redis_slot *s, int64_t deadlin
             if (rep->type != REDIS_REPLY_ARRAY || rep->elements < 1 ||
                 rep->element[0]->type != REDIS_REPLY_STRING ||
                 strcmp(rep->element[0]->str, "master") != 0) {
-                sluice__redis_error(err, SLUICE_ESTORE, "Sentinel's master is not a master",
-                                    NULL);
+                sluice__redis_error(err, SLUICE_ESTORE, "Sentinel's master is not a master", NULL);
                 sluice__redis_suspect(r);
                 bad = 1;
             }
@@ -283,8 +282,7 @@ static int run(sluice__redis *r, const sluice__op *op, sluice_decision *out, slu
     }
     if (!s->c) {
         if (sluice__redis_mono_us() < s->retry_at_us) {
-            rc = sluice__redis_error(err, SLUICE_ESTORE, "server unreachable, reconnecting",
-                                     NULL);
+            rc = sluice__redis_error(err, SLUICE_ESTORE, "server unreachable, reconnecting", NULL);
             goto out_unlock;
         }
         rc = slot_connect(r, s, deadline_us, err);
@@ -390,16 +388,14 @@ static int redis_open(void **impl, const sluice__url *url, const sluice_store_op
     if (!sentinel) {
         if (parse_db(url->path, &r->db) != 0) {
             redis_close(r);
-            return sluice__redis_error(err, SLUICE_EURL, "db must be a number in 0..65535",
-                                       NULL);
+            return sluice__redis_error(err, SLUICE_EURL, "db must be a number in 0..65535", NULL);
         }
         sluice__redis_set_addr(r, url->hosts[0], url->ports[0] > 0 ? url->ports[0] : 6379);
     } else {
         char db[16];
         if (sluice__url_param(url, "db", db, sizeof(db)) == 0 && parse_db(db, &r->db) != 0) {
             redis_close(r);
-            return sluice__redis_error(err, SLUICE_EURL, "db must be a number in 0..65535",
-                                       NULL);
+            return sluice__redis_error(err, SLUICE_EURL, "db must be a number in 0..65535", NULL);
         }
         int rc = sluice__sentinel_start(&r->snt, r, url, err);
         if (rc) {
@@ -411,8 +407,7 @@ static int redis_open(void **impl, const sluice__url *url, const sluice_store_op
     return 0;
 }
 
-static int redis_decide(void *impl, const sluice__op *op, sluice_decision *out,
-                        sluice_error *err)
+static int redis_decide(void *impl, const sluice__op *op, sluice_decision *out, sluice_error *err)
 {
     sluice_error tmp;
     if (!err)

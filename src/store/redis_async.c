@@ -41,9 +41,9 @@ typedef struct areq {
     struct event *timer;
     sluice__store_cb cb;
     void *arg;
-    bool finished;   /* cb has run */
-    bool inflight;   /* hiredis holds a callback for it */
-    bool retried;    /* NOSCRIPT retry done */
+    bool finished; /* cb has run */
+    bool inflight; /* hiredis holds a callback for it */
+    bool retried;  /* NOSCRIPT retry done */
     uint64_t replies_at_send;
     /* a copy of the op, for the NOSCRIPT retry */
     sluice__op op;
@@ -56,14 +56,14 @@ struct aconn {
     struct event_base *base;
     redisAsyncContext *ac; /* NULL while down */
     bool connected;
-    uint64_t gen;          /* address generation of ac */
+    uint64_t gen; /* address generation of ac */
     struct event *retry_timer;
     struct event *connect_timer;
     int backoff_ms;
-    bool loading;          /* a SCRIPT LOAD after NOSCRIPT is in flight */
-    uint64_t replies;      /* replies received on this connection */
-    int inflight;          /* requests hiredis holds */
-    areq *reqs;            /* unfinished requests */
+    bool loading;     /* a SCRIPT LOAD after NOSCRIPT is in flight */
+    uint64_t replies; /* replies received on this connection */
+    int inflight;     /* requests hiredis holds */
+    areq *reqs;       /* unfinished requests */
     bool closing;
 };
 

@@ -19,7 +19,7 @@
 
 #include "store/store.h"
 
-#define SLUICE_REDIS_POOL 8           /* blocking contexts per store */
+#define SLUICE_REDIS_POOL 8 /* blocking contexts per store */
 #define SLUICE_REDIS_BACKOFF_MIN_MS 10
 #define SLUICE_REDIS_BACKOFF_MAX_MS 1000
 #define SLUICE_REDIS_HOST_MAX 256
@@ -34,27 +34,27 @@ typedef struct sluice__sentinel sluice__sentinel;
 /* One blocking context of the pool; used under its own mutex. */
 typedef struct sluice__redis_slot {
     pthread_mutex_t mu;
-    redisContext *c;      /* NULL when down */
-    uint64_t gen;         /* address generation c was connected to */
-    int64_t retry_at_us;  /* monotonic: no reconnect before this */
-    int backoff_ms;       /* next backoff; 0 after a success */
-    int io_timeout_ms;    /* what SO_RCVTIMEO/SO_SNDTIMEO are set to */
+    redisContext *c;     /* NULL when down */
+    uint64_t gen;        /* address generation c was connected to */
+    int64_t retry_at_us; /* monotonic: no reconnect before this */
+    int backoff_ms;      /* next backoff; 0 after a success */
+    int io_timeout_ms;   /* what SO_RCVTIMEO/SO_SNDTIMEO are set to */
 } sluice__redis_slot;
 
 /* The store: immutable after open except the address and the pool. */
 typedef struct sluice__redis {
-    bool sentinel;               /* redis+sentinel:// */
-    char *user, *password;       /* NULL when absent; never logged */
+    bool sentinel;         /* redis+sentinel:// */
+    char *user, *password; /* NULL when absent; never logged */
     int db;
     int timeout_ms;
-    char sha[41];                /* SHA1 of the script, lowercase hex */
+    char sha[41]; /* SHA1 of the script, lowercase hex */
 
-    pthread_mutex_t addr_mu;     /* guards host, port, gen */
+    pthread_mutex_t addr_mu; /* guards host, port, gen */
     char host[SLUICE_REDIS_HOST_MAX];
     int port;
-    atomic_uint_fast64_t gen;    /* bumped when the master address changes */
+    atomic_uint_fast64_t gen; /* bumped when the master address changes */
 
-    sluice__sentinel *snt;       /* NULL for redis:// */
+    sluice__sentinel *snt; /* NULL for redis:// */
     atomic_uint next_slot;
     sluice__redis_slot slots[SLUICE_REDIS_POOL];
 } sluice__redis;

@@ -46,11 +46,11 @@ long sluice__redis_format_sha(const char *sha, const sluice__op *op, bool eval, 
     int argc = 0, k = 0;
 
 #define PUSH_STR(s, l) (argv[argc] = (s), argvlen[argc] = (l), argc++)
-#define PUSH_NUM(v)                                                                    \
-    do {                                                                               \
-        int len_ = snprintf(nums[k], NUM_MAX, "%" PRId64, (int64_t)(v));               \
-        PUSH_STR(nums[k], (size_t)len_);                                               \
-        k++;                                                                           \
+#define PUSH_NUM(v)                                                                                \
+    do {                                                                                           \
+        int len_ = snprintf(nums[k], NUM_MAX, "%" PRId64, (int64_t)(v));                           \
+        PUSH_STR(nums[k], (size_t)len_);                                                           \
+        k++;                                                                                       \
     } while (0)
 
     if (eval) {
@@ -123,8 +123,7 @@ int sluice__redis_parse(const redisReply *reply, const sluice__op *op, sluice_de
         return sluice__redis_error(err, SLUICE_ESTORE, "unexpected reply to the script", NULL);
     for (size_t i = 0; i < reply->elements; i++) {
         if (reply->element[i]->type != REDIS_REPLY_INTEGER)
-            return sluice__redis_error(err, SLUICE_ESTORE, "unexpected reply to the script",
-                                       NULL);
+            return sluice__redis_error(err, SLUICE_ESTORE, "unexpected reply to the script", NULL);
     }
     memset(out, 0, sizeof(*out));
     out->now_ms = reply->element[0]->integer;

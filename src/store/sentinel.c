@@ -69,9 +69,12 @@ static int resolve(sluice__sentinel *s)
                  rep->element[0]->type == REDIS_REPLY_STRING &&
                  rep->element[1]->type == REDIS_REPLY_STRING;
         if (ok) {
-            int port = atoi(rep->element[1]->str);
+            char *end;
+            long port = strtol(rep->element[1]->str, &end, 10);
+            if (*end)
+                port = 0;
             if (port > 0 && port < 65536 && rep->element[0]->len < SLUICE_REDIS_HOST_MAX) {
-                sluice__redis_set_addr(s->r, rep->element[0]->str, port);
+                sluice__redis_set_addr(s->r, rep->element[0]->str, (int)port);
                 if (i > 0) { /* a sentinel that answers goes first next time */
                     char *h = s->hosts[i];
                     int p = s->ports[i];

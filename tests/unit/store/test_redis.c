@@ -83,7 +83,8 @@ static void test_format_and_parse(void)
     sluice__redis r;
     memset(&r, 0, sizeof(r));
     memset(r.sha, 'a', 40);
-    sluice_limit lims[2] = {{SLUICE_TOKEN_BUCKET, 10, 1000, 20}, {SLUICE_FIXED_WINDOW, 5, 60000, 0}};
+    sluice_limit lims[2] = {{SLUICE_TOKEN_BUCKET, 10, 1000, 20},
+                            {SLUICE_FIXED_WINDOW, 5, 60000, 0}};
     sluice__op op = {"rule:ip:1.2.3.4", 15, lims, 2, 3, 1700000000123LL};
     char *cmd;
     long len = sluice__redis_format(&r, &op, false, &cmd);
@@ -173,12 +174,12 @@ static void assert_same(const sluice_decision *a, const sluice_decision *b, int 
         a->delay_ms != b->delay_ms || a->now_ms != b->now_ms || a->nlimits != b->nlimits ||
         a->decided_by != b->decided_by)
         test_fail(__FILE__, __LINE__,
-                  "step %d top: core %d/%" PRId64 "/%" PRId64 "/%" PRId64 "/%" PRId64
-                  "/%" PRId64 " redis %d/%" PRId64 "/%" PRId64 "/%" PRId64 "/%" PRId64
-                  "/%" PRId64 " (seed %" PRIu64 ")",
-                  step, a->allowed, a->limit, a->remaining, a->reset_after_ms,
-                  a->retry_after_ms, a->delay_ms, b->allowed, b->limit, b->remaining,
-                  b->reset_after_ms, b->retry_after_ms, b->delay_ms, seed);
+                  "step %d top: core %d/%" PRId64 "/%" PRId64 "/%" PRId64 "/%" PRId64 "/%" PRId64
+                  " redis %d/%" PRId64 "/%" PRId64 "/%" PRId64 "/%" PRId64 "/%" PRId64
+                  " (seed %" PRIu64 ")",
+                  step, a->allowed, a->limit, a->remaining, a->reset_after_ms, a->retry_after_ms,
+                  a->delay_ms, b->allowed, b->limit, b->remaining, b->reset_after_ms,
+                  b->retry_after_ms, b->delay_ms, seed);
     for (int i = 0; i < a->nlimits; i++) {
         const sluice_limit_decision *x = &a->limits[i], *y = &b->limits[i];
         if (x->allowed != y->allowed || x->limit != y->limit || x->remaining != y->remaining ||
@@ -190,8 +191,8 @@ static void assert_same(const sluice_decision *a, const sluice_decision *b, int 
                       "/%" PRId64 " redis %d/%" PRId64 "/%" PRId64 "/%" PRId64 "/%" PRId64
                       " (seed %" PRIu64 ")",
                       step, i, x->algorithm, x->allowed, x->remaining, x->reset_after_ms,
-                      x->retry_after_ms, x->delay_ms, y->allowed, y->remaining,
-                      y->reset_after_ms, y->retry_after_ms, y->delay_ms, seed);
+                      x->retry_after_ms, x->delay_ms, y->allowed, y->remaining, y->reset_after_ms,
+                      y->retry_after_ms, y->delay_ms, seed);
     }
 }
 
@@ -357,8 +358,8 @@ typedef struct hammer {
     int64_t total, started, done;
     int64_t allowed, denied, errors, flush_every;
     int64_t max_us;
-    int64_t tail_ok;   /* successes since the last error */
-    int64_t end_us;    /* time-bounded run: stop starting at this time; 0: by count */
+    int64_t tail_ok; /* successes since the last error */
+    int64_t end_us;  /* time-bounded run: stop starting at this time; 0: by count */
     redisContext *flusher;
 } hammer;
 
