@@ -11,6 +11,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <event2/event.h>
+
 #include "store/memory.h"
 #include "store/store.h"
 #include "store/store_internal.h"
@@ -493,6 +495,56 @@ static void test_cluster_down(void)
     redis_down("redis+cluster", closed_port());
 }
 
+/* The async path over a real loop: the store's failure reaches the callback
+ * as an on_store_error decision. */
+static void async_down(const char *scheme, int mode)
+{
+    sluice_config *cfg = load(yaml);
+    sluice_match m;
+    match(cfg, "dry", "ip:3", &m); /* shadow: even deny is allowed */
+    sluice_match api;
+    match(cfg, "api", "ip:3", &api);
+    char url[64];
+    snprintf(url, sizeof(url), "%s://127.0.0.1:%d", scheme, closed_port());
+    sluice_store *s = NULL;
+    sluice_error err;
+    sluice_store_options o = {.timeout_ms = 50, .on_store_error = mode};
+    ASSERT_EQ(sluice_store_open(&s, url, &o, &err), 0);
+    struct event_base *base = event_base_new();
+    ASSERT(base != NULL);
+    sluice_async *a = NULL;
+    if (sluice_async_new(&a, s, base, &err) != 0)
+        test_fail(__FILE__, __LINE__, "async_new %s: %s", url, err.msg);
+    result r1 = {0}, r2 = {0};
+    ASSERT_EQ(sluice_decide_async(a, cfg, &api, 1, 1000, on_done, &r1), 0);
+    ASSERT_EQ(sluice_decide_async(a, cfg, &m, 1, 1000, on_done, &r2), 0);
+    for (int i = 0; i < 300 && r1.calls + r2.calls < 2; i++) {
+        struct timeval tv = {0, 10000};
+        event_base_loopexit(base, &tv);
+        event_base_dispatch(base);
+    }
+    ASSERT_EQ(r1.calls, 1);
+    ASSERT_EQ(r2.calls, 1);
+    ASSERT_EQ(r1.status, 0);
+    ASSERT(r1.d.store_error);
+    ASSERT_EQ(r1.d.allowed, mode != SLUICE_FAIL_CLOSED);
+    ASSERT(r2.d.store_error && r2.d.allowed);
+    ASSERT_EQ(r2.d.shadow_denied, mode == SLUICE_FAIL_CLOSED);
+    sluice_async_free(a);
+    event_base_free(base);
+    sluice_store_close(s);
+    sluice_config_free(cfg);
+}
+
+static void test_async_redis_down(void)
+{
+    const int modes[] = {SLUICE_FAIL_OPEN, SLUICE_FAIL_CLOSED, SLUICE_FAIL_LOCAL};
+    for (int i = 0; i < 3; i++) {
+        async_down("redis", modes[i]);
+        async_down("redis+cluster", modes[i]);
+    }
+}
+
 int main(void)
 {
     RUN(test_fail_open);
@@ -504,5 +556,6 @@ int main(void)
     RUN(test_async_store);
     RUN(test_redis_down);
     RUN(test_cluster_down);
+    RUN(test_async_redis_down);
     return test_done();
 }
