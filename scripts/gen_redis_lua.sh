@@ -16,8 +16,7 @@ out=src/store/redis_lua.c
   echo '#include "store/redis_lua.h"'
   echo
   echo 'const char sluice__redis_lua[] ='
-  sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' -e 's/^/    "/' -e 's/$/\\n"/' src/store/sluice.lua
-  echo '    ;'
+  sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' -e 's/^/    "/' -e 's/$/\\n"/' -e '$ s/$/;/' src/store/sluice.lua
   echo
   echo 'const size_t sluice__redis_lua_len = sizeof(sluice__redis_lua) - 1;'
 } > "$out"

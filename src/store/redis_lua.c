@@ -309,7 +309,6 @@ const char sluice__redis_lua[] =
     "  out[#out + 1] = p.retry\n"
     "  out[#out + 1] = p.delay\n"
     "end\n"
-    "return out\n"
-    ;
+    "return out\n";
 
 const size_t sluice__redis_lua_len = sizeof(sluice__redis_lua) - 1;

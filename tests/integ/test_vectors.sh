@@ -19,6 +19,17 @@ trap cleanup EXIT
 
 # ---- hook: stores that need a server (the Redis test extends this) -------
 # Start servers here and append their URLs to $stores.
+# Unless SLUICE_VECTOR_STORES is given, the table also runs on a redis-server
+# started here (flushed before each vector, since replay's state outlives it).
+vector_store_reset() { :; }
+if [ -z "${SLUICE_VECTOR_STORES:-}" ]; then
+  . "$SLUICE_SRC/tests/integ/redis_lib.sh"
+  redis_lib_init
+  trap 'cleanup; redis_lib_cleanup' EXIT
+  redis_start vec
+  stores="$stores redis://127.0.0.1:$RL_PORT_vec"
+  vector_store_reset() { case $1 in redis://*) rcli vec FLUSHALL >/dev/null ;; esac; }
+fi
 # ---- end hook -------------------------------------------------------------
 
 pass=0
@@ -32,6 +43,7 @@ for in in "$SLUICE_SRC"/tests/vectors/*.in; do
     [ -e "$f" ] || { echo "FAIL: $(basename "$name"): missing $(basename "$f")"; fail=$((fail + 1)); continue 2; }
   done
   for url in $stores; do
+    vector_store_reset "$url"
     "$S" replay --config "$name.yaml" --store "$url" <"$in" >"$tmp/out" 2>"$tmp/err"
     rc=$?
     if [ "$rc" -eq 0 ] && diff -u "$name.out" "$tmp/out" >"$tmp/diff"; then
