@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+# redis+sentinel:// against 1 master, 1 replica and 3 sentinels on free
+# loopback ports (all stopped on exit): decisions work through Sentinel
+# discovery; the master is killed; after the sentinels promote the replica,
+# decisions resume on it without a restart, on the async path (64 in
+# flight) and on the blocking path, and a new process finds the new master.
+set -uo pipefail
+: "${SLUICE_BIN:?}" "${SLUICE_SRC:?}"
+. "$SLUICE_SRC/tests/integ/redis_lib.sh"
+redis_lib_init
+command -v redis-sentinel >/dev/null || { echo "FAIL: redis-sentinel not installed"; exit 1; }
+S="$SLUICE_BIN/sluice"
+T="$SLUICE_BIN/store_test_redis"
+
+pass=0
+fail=0
+check() {
+  local d=$1; shift
+  if "$@"; then pass=$((pass + 1)); echo "ok - $d"; else fail=$((fail + 1)); echo "FAIL - $d"; fi
+}
+field() { sed -n "s/.*\b$1=\([0-9-]*\).*/\1/p" <<<"$2"; }
+wait_for() { # seconds, then a command
+  local n=$(($1 * 50)); shift
+  local i
+  for ((i = 0; i < n; i++)); do "$@" && return 0; sleep 0.02; done
+  return 1
+}
+
+redis_start m
+redis_start r --replicaof 127.0.0.1 "$RL_PORT_m"
+link_up() { rcli r INFO replication | grep -q 'master_link_status:up'; }
+check "replica in sync" wait_for 20 link_up
+for s in s1 s2 s3; do
+  sentinel_start "$s" "sentinel monitor mymaster 127.0.0.1 $RL_PORT_m 2" \
+    "sentinel down-after-milliseconds mymaster 800" \
+    "sentinel failover-timeout mymaster 4000" \
+    "sentinel parallel-syncs mymaster 1"
+done
+knows_all() {
+  [ "$(rcli s1 SENTINEL sentinels mymaster 2>/dev/null | grep -c '^name$')" -ge 2 ] &&
+    rcli s1 SENTINEL replicas mymaster 2>/dev/null | grep -q "^$RL_PORT_r\$"
+}
+check "sentinels see each other and the replica" wait_for 30 knows_all
+
+URL="redis+sentinel://127.0.0.1:$RL_PORT_s1,127.0.0.1:$RL_PORT_s2,127.0.0.1:$RL_PORT_s3/mymaster"
+cat >"$RL_DIR/c.yaml" <<'Y'
+timeout_ms: 50
+on_store_error: deny
+rules:
+  - name: r
+    match: { path: /r }
+    limits: [ { algorithm: token_bucket, limit: 100, window: 1h } ]
+Y
+out=$("$S" check --json --config "$RL_DIR/c.yaml" --rule r --key before --store "$URL" 2>&1)
+check "decision through Sentinel discovery, no store error" grep -q '"store_error":false' <<<"$out"
+check "its key is on the master" test "$(rcli m EXISTS 'sluice:{r:before}:0')" = 1
+# a sentinel that is down or does not know the name is skipped
+out=$("$S" check --json --config "$RL_DIR/c.yaml" --rule r --key before2 --store "redis+sentinel://127.0.0.1:1,127.0.0.1:$RL_PORT_s2/mymaster" 2>&1)
+check "an unreachable first sentinel is skipped" grep -q '"store_error":false' <<<"$out"
+out=$("$S" check --json --config "$RL_DIR/c.yaml" --rule r --key x --store "redis+sentinel://127.0.0.1:$RL_PORT_s1/nosuchmaster" 2>&1)
+check "an unknown master name: on_store_error deny" grep -q '"store_error":true' <<<"$out"
+
+SLUICE_TIMEOUT_MS=50 "$T" hammer "$URL" "0:1000000000:3600000:0" 0 64 fo 9000 >"$RL_DIR/async" 2>&1 &
+ha=$!
+SLUICE_TIMEOUT_MS=50 "$T" hammer "$URL" "0:1000000000:3600000:0" 0 0 fo 9000 >"$RL_DIR/sync" 2>&1 &
+hs=$!
+sleep 1
+redis_kill m KILL
+promoted() { rcli s1 SENTINEL get-master-addr-by-name mymaster | tail -1 | grep -qx "$RL_PORT_r"; }
+t0=$(now_ms)
+check "sentinels promote the replica" wait_for 30 promoted
+echo "# failover took $(($(now_ms) - t0)) ms after the kill"
+wait "$ha"; wait "$hs"
+a_out=$(cat "$RL_DIR/async"); s_out=$(cat "$RL_DIR/sync")
+echo "# async: $a_out"; echo "# sync:  $s_out"
+check "async: decisions resumed on the promoted replica" test "$(field tail_ok "$a_out")" -gt 1000
+check "sync: decisions resumed on the promoted replica" test "$(field tail_ok "$s_out")" -gt 100
+check "async: slowest decision <= timeout_ms 50 + 40 ms" test "$(field max_us "$a_out")" -le 90000
+check "sync: slowest decision <= timeout_ms 50 + 40 ms" test "$(field max_us "$s_out")" -le 90000
+check "the new master holds the key written after the failover" test "$(rcli r EXISTS 'sluice:{fo}:0')" = 1
+out=$("$S" check --json --config "$RL_DIR/c.yaml" --rule r --key after --store "$URL" 2>&1)
+check "a new process finds the new master" grep -q '"store_error":false' <<<"$out"
+
+echo "test_redis_sentinel: $pass passed, $fail failed"
+[ "$fail" -eq 0 ]
