@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <event2/event.h>
 #include <getopt.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -163,6 +164,10 @@ int main(int argc, char **argv)
     sluiced_log(SLUICED_LOG_INFO, "config_loaded", "file=%s rules=%d store=%s", config_path,
                 nrules, redacted);
 
+    /* evhttp allocates many 1 KiB evbuffer chains per request; with glibc's
+     * fastbins on, each such allocation runs malloc_consolidate().  tcache
+     * still serves the small sizes. */
+    mallopt(M_MXFAST, 0);
     signal(SIGPIPE, SIG_IGN);
     /* Block the signals in every thread but this one's loop, which handles
      * them with libevent's signal events; workers inherit the mask. */
