@@ -8,8 +8,9 @@
 #      when node and npm are installed, and the ratio.
 #   2. Redis stores (scripts/bench_redis.sh, when present).
 #   3. HTTP daemon (scripts/bench_http.sh, when present).
-# Knobs: SLUICE_BENCH_REQUESTS (decisions per run, default 2000000),
-# SLUICE_BENCH_KEYS (distinct keys, default 1000000).  Figures are of this
+# Knobs: BUILD (build directory, default build), SLUICE_BENCH_REQUESTS
+# (decisions per run, default 2000000), SLUICE_BENCH_KEYS (distinct keys,
+# default 1000000).  Figures are of this
 # machine at this moment; nothing here passes or fails on a number.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -17,14 +18,16 @@ root=$(pwd)
 jobs=$(nproc 2>/dev/null || echo 2)
 requests=${SLUICE_BENCH_REQUESTS:-2000000}
 keys=${SLUICE_BENCH_KEYS:-1000000}
+build=${BUILD:-build}
 fail=0
 
 step() { echo; echo "==== $*"; }
 
-step "build (build/, RelWithDebInfo)"
-cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null || exit 1
-cmake --build build -j "$jobs" >/dev/null || { cmake --build build -j 1; exit 1; }
-S="$root/build/bin/sluice"
+step "build ($build/, RelWithDebInfo)"
+cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null || exit 1
+cmake --build "$build" -j "$jobs" >/dev/null || { cmake --build "$build" -j 1; exit 1; }
+S="$root/$build/bin/sluice"
+export BUILD=$build
 CFG="$root/bench/bench.yaml"
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/sluice-bench.XXXXXX")
@@ -75,9 +78,9 @@ done
 
 # Bytes per key, from the store engineer's bench_memory program.
 if [ -f bench/bench_memory.c ]; then
-  step "embedded store: memory per key (build/bin/bench_memory)"
-  if cmake --build build --target bench_memory -j "$jobs" >/dev/null 2>"$tmp/err"; then
-    build/bin/bench_memory || fail=1
+  step "embedded store: memory per key ($build/bin/bench_memory)"
+  if cmake --build "$build" --target bench_memory -j "$jobs" >/dev/null 2>"$tmp/err"; then
+    "$build/bin/bench_memory" || fail=1
   else
     echo "bench_memory did not build:"; sed 's/^/    /' "$tmp/err"; fail=1
   fi
@@ -109,8 +112,9 @@ fi
 # ==== end section: embedded store ============================================
 
 # ==== hook: Redis stores =====================================================
-# The Redis engineer's tables: scripts/bench_redis.sh (uses build/, prints its
-# own tables).  Append here rather than editing the section above.
+# The Redis engineer's tables: scripts/bench_redis.sh (uses $BUILD, default
+# build/, and prints its own tables).  Append here rather than editing the
+# section above.
 if [ -x scripts/bench_redis.sh ]; then
   step "Redis stores"
   scripts/bench_redis.sh || fail=1

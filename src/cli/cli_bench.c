@@ -43,6 +43,7 @@
 typedef struct bench_hist {
     uint64_t count[HIST_BUCKETS];
     uint64_t max_ns;
+    uint64_t sum_ns; /* for the mean */
 } bench_hist;
 
 static int hist_index(uint64_t ns)
@@ -69,6 +70,7 @@ static double hist_value(int idx)
 static void hist_add(bench_hist *h, uint64_t ns)
 {
     h->count[hist_index(ns)]++;
+    h->sum_ns += ns;
     if (ns > h->max_ns)
         h->max_ns = ns;
 }
@@ -110,16 +112,20 @@ typedef struct bench_shared {
     sluice_match proto; /* the rule's match; each decision copies in its key */
     const char *keybuf; /* keys * BENCH_KEY_STRIDE bytes */
     const uint8_t *keylen;
+    /* start gate: threads warm up (connect), count themselves ready, wait for go */
+    _Atomic int ready;
+    _Atomic bool go;
 } bench_shared;
 
 typedef struct bench_thread {
-    const bench_shared *sh;
+    bench_shared *sh;
     pthread_t tid;
     int index;
     int64_t todo;
     _Atomic int64_t done; /* published every 256 decisions for the progress line */
     uint64_t rng;
     uint64_t allowed, denied, errors;
+    int first_error; /* first failed call's SLUICE_E*, or 1 for a store_error decision */
     bench_hist *hist;
     /* async mode */
     sluice_async *as;
@@ -165,12 +171,23 @@ static void pick_key(bench_thread *t, sluice_match *m)
 
 static void count(bench_thread *t, int rc, const sluice_decision *d)
 {
-    if (rc != 0 || !d || d->store_error)
-        t->errors++;
-    else if (d->allowed)
+    if (rc != 0 || !d || d->store_error) {
+        if (t->errors++ == 0)
+            t->first_error = rc != 0 ? rc : 1;
+    } else if (d->allowed)
         t->allowed++;
     else
         t->denied++;
+}
+
+/* Counts the thread ready and waits until the main thread opens the gate. */
+static void gate(bench_thread *t)
+{
+    atomic_fetch_add(&t->sh->ready, 1);
+    while (!atomic_load(&t->sh->go)) {
+        struct timespec ts = {0, 100 * 1000};
+        nanosleep(&ts, NULL);
+    }
 }
 
 static void *run_sync(void *arg)
@@ -180,6 +197,9 @@ static void *run_sync(void *arg)
     sluice_match m = sh->proto;
     sluice_decision d;
     sluice_error err;
+    /* Warm up: a peek (cost 0) opens the store's connection, if it has one. */
+    (void)sluice_decide(sh->st, sh->cfg, &m, 0, SLUICE_NOW, &d, &err);
+    gate(t);
     for (int64_t i = 0; i < t->todo; i++) {
         pick_key(t, &m);
         uint64_t t0 = now_ns();
@@ -247,6 +267,36 @@ static void pump(bench_thread *t)
     t->pumping = false;
 }
 
+static void on_probe(int status, const sluice_decision *d, void *arg)
+{
+    int *state = arg;
+    *state = (status == 0 && d && !d->store_error) ? 1 : 2;
+}
+
+/*
+ * Waits (up to 2 s) until the loop's store connection answers: until then a
+ * Redis store fails decisions at once, which would measure nothing.  Probes
+ * are peeks (cost 0), so they consume nothing.
+ */
+static void warm_up(bench_thread *t)
+{
+    sluice_match m = t->sh->proto;
+    for (int attempt = 0; attempt < 200; attempt++) {
+        int state = 0;
+        if (sluice_decide_async(t->as, t->sh->cfg, &m, 0, SLUICE_NOW, on_probe, &state) < 0)
+            return;
+        while (state == 0) {
+            if (event_base_loop(t->base, EVLOOP_ONCE) != 0)
+                return;
+        }
+        if (state == 1)
+            return;
+        struct timeval tv = {0, 10 * 1000};
+        event_base_loopexit(t->base, &tv);
+        event_base_dispatch(t->base);
+    }
+}
+
 static void *run_async(void *arg)
 {
     bench_thread *t = arg;
@@ -262,6 +312,8 @@ static void *run_async(void *arg)
         t->fail_status = rc;
         goto out;
     }
+    warm_up(t);
+    gate(t);
     pump(t);
     while (t->completed < t->todo) {
         /* 1: no events pending although decisions are in flight: give up. */
@@ -272,6 +324,8 @@ static void *run_async(void *arg)
     }
     sluice_async_free(t->as);
 out:
+    if (t->fail_status != 0)
+        gate(t);
     /* Decisions that never completed count as errors. */
     t->errors += (uint64_t)(t->todo - t->completed);
     atomic_store_explicit(&t->done, t->todo, memory_order_relaxed);
@@ -378,7 +432,11 @@ static void summary(const bench_opts *o, const char *url, bench_thread *th, int6
                     double secs, bench_hist *all)
 {
     uint64_t allowed = 0, denied = 0, errors = 0;
+    int first_error = 0;
     for (int64_t i = 0; i < nthreads; i++) {
+        if (!first_error)
+            first_error = th[i].first_error;
+        all->sum_ns += th[i].hist->sum_ns;
         allowed += th[i].allowed;
         denied += th[i].denied;
         errors += th[i].errors;
@@ -396,11 +454,18 @@ static void summary(const bench_opts *o, const char *url, bench_thread *th, int6
     printf("  %-16s %lld\n", "decisions", (long long)o->requests);
     printf("  %-16s %.3f\n", "elapsed_s", secs);
     printf("  %-16s %.0f\n", "decisions/s", rate);
-    printf("  %-16s p50 %.2f  p90 %.2f  p99 %.2f  p99.9 %.2f  max %.2f\n", "latency_us", p50,
-           p90, p99, p999, (double)all->max_ns / 1000);
+    uint64_t n = allowed + denied + errors;
+    printf("  %-16s mean %.2f  p50 %.2f  p90 %.2f  p99 %.2f  p99.9 %.2f  max %.2f\n",
+           "latency_us", n ? (double)all->sum_ns / (double)n / 1000 : 0.0, p50, p90, p99, p999,
+           (double)all->max_ns / 1000);
     printf("  %-16s %llu\n", "allowed", (unsigned long long)allowed);
     printf("  %-16s %llu\n", "denied", (unsigned long long)denied);
-    printf("  %-16s %llu\n", "errors", (unsigned long long)errors);
+    printf("  %-16s %llu", "errors", (unsigned long long)errors);
+    if (first_error == 1)
+        printf("  (first: store failed, on_store_error decided)");
+    else if (first_error < 0)
+        printf("  (first: %s)", sluice_strerror(first_error));
+    printf("\n");
     printf("decisions_per_sec=%.0f p50_us=%.2f p99_us=%.2f p999_us=%.2f allowed=%llu denied=%llu "
            "errors=%llu\n",
            rate, p50, p99, p999, (unsigned long long)allowed, (unsigned long long)denied,
@@ -420,6 +485,8 @@ int cli_bench(int argc, char **argv)
         return CLI_EXIT_USAGE;
     }
     bench_shared sh = {.o = &o};
+    atomic_init(&sh.ready, 0);
+    atomic_init(&sh.go, false);
     if (cli_open("bench", o.config, o.store, &sh.cfg, &sh.st) != 0)
         return CLI_EXIT_USAGE;
     const char *url = o.store ? o.store : sluice_config_store_url(sh.cfg);
@@ -455,7 +522,6 @@ int cli_bench(int argc, char **argv)
         goto out;
     }
     bool tty = isatty(STDERR_FILENO);
-    uint64_t t0 = now_ns();
     int64_t started = 0;
     for (int64_t i = 0; i < o.threads; i++) {
         th[i].sh = &sh;
@@ -470,6 +536,12 @@ int cli_bench(int argc, char **argv)
         }
         started++;
     }
+    while (atomic_load(&sh.ready) < started) {
+        struct timespec ts = {0, 100 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    uint64_t t0 = now_ns();
+    atomic_store(&sh.go, true);
     if (started == o.threads && tty) {
         for (;;) {
             int64_t done = 0;
