@@ -490,6 +490,11 @@ static int mem_decide(void *impl, const sluice__op *op, sluice_decision *out, sl
     shard *s = shard_at(m, m->shard_shift >= 64 ? 0 : (int)(h >> m->shard_shift));
 
     pthread_mutex_lock(&s->mu);
+    /* Start the cache misses of the sweep's node and of the key's bucket
+     * together instead of one after the other. */
+    __builtin_prefetch(s->cursor ? s->cursor : s->tail);
+    if (s->tab[0])
+        __builtin_prefetch(&s->tab[0][h & s->mask[0]]);
     rehash_step(s);
     int rc;
     mnode **pp = table_find(s, h, op->key, op->key_len);
