@@ -72,6 +72,11 @@ rules:
     match: { path: /daily }
     limits:
       - { algorithm: fixed_window, limit: 1, window: 1d }
+  - name: trial
+    match: { path: /trial }
+    shadow: true
+    limits:
+      - { algorithm: leaky_bucket, limit: 2, window: 1s }
 YAML
 
 # ---- general ------------------------------------------------------------
@@ -136,6 +141,11 @@ expect_json 'j["remaining"]' 1 "denied leaves remaining untouched"
 
 expect_rc 0 "token bucket --json" "$S" check --config "$cfg" --rule api --key user:7 --cost 3 --json
 expect_json '(j["limit"], j["remaining"], j["reset_after_ms"])' "(5, 2, 300)" "token bucket fields"
+
+expect_rc 0 "shadow rule never denies" "$S" check --config "$cfg" --rule trial --key k --cost 3 --json
+expect_json '(j["allowed"], j["shadow_denied"], j["limits"][0]["allowed"])' "(True, True, False)" "shadow_denied"
+expect_rc 0 "shadow rule, allowed" "$S" check --config "$cfg" --rule trial --key k --json
+expect_json '(j["allowed"], j["shadow_denied"], j["limits"][0]["algorithm"])' "(True, False, 'leaky_bucket')" "shadow allowed"
 
 # ---- check: request matching, headers, tiers ----------------------------
 expect_rc 0 "match login by method+path+ip" \
@@ -234,6 +244,8 @@ cat >"$tmp/trace" <<'EOF2'
 60250 tiered@premium ip:z 100
 60250 tiered@premium ip:z
 60250 tiered@gold ip:y 2
+60300 trial q
+60300 trial q
 EOF2
 cat >"$tmp/trace.want" <<'EOF2'
 1	1	0	60000	0	0
@@ -248,13 +260,15 @@ cat >"$tmp/trace.want" <<'EOF2'
 1	100	0	750	0	0
 0	100	0	750	750	0
 1	2	0	750	0	0
+1	2	1	500	0	0
+1	2	0	1000	0	500
 EOF2
 run "$S" replay --config "$cfg" <"$tmp/trace"
 if [ "$rc" -eq 0 ] && diff -u "$tmp/trace.want" "$tmp/out" >"$tmp/diff"; then ok; else
   bad "replay output (exit $rc)"; cat "$tmp/diff" "$tmp/err"
 fi
 run "$S" replay --config "$cfg" --json <"$tmp/trace"
-if [ "$rc" -eq 0 ] && [ "$(wc -l <"$tmp/out")" -eq 12 ]; then ok; else bad "replay --json: exit $rc, $(wc -l <"$tmp/out") lines"; fi
+if [ "$rc" -eq 0 ] && [ "$(wc -l <"$tmp/out")" -eq 14 ]; then ok; else bad "replay --json: exit $rc, $(wc -l <"$tmp/out") lines"; fi
 /usr/bin/python3 - "$tmp/out" "$tmp/trace.want" <<'PY' && ok || bad "replay --json matches the text output"
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
