@@ -382,18 +382,23 @@ int sluice__url_param(const sluice__url *u, const char *name, char *buf, size_t 
         size_t n = strcspn(q, "&");
         size_t klen = strcspn(q, "=&");
         if (klen == nlen && memcmp(q, name, nlen) == 0) {
-            const char *v = klen < n ? q + klen + 1 : q + klen;
-            size_t vlen = klen < n ? n - klen - 1 : 0;
-            char *d;
-            if (decode(&d, v, vlen) != 0)
-                return -1;
-            size_t dlen = d ? strlen(d) : 0;
-            if (dlen + 1 > size) {
-                free_secret(d);
-                return -1;
+            /* percent-decode the value straight into buf: no allocation */
+            size_t j = 0;
+            for (size_t i = klen < n ? klen + 1 : n; i < n; i++) {
+                int c = (unsigned char)q[i];
+                if (c == '%') {
+                    int a = i + 2 < n ? hexval((unsigned char)q[i + 1]) : -1;
+                    int b = i + 2 < n ? hexval((unsigned char)q[i + 2]) : -1;
+                    if (a < 0 || b < 0 || (a == 0 && b == 0))
+                        return -1;
+                    c = a * 16 + b;
+                    i += 2;
+                }
+                if (j + 1 >= size)
+                    return -1;
+                buf[j++] = (char)c;
             }
-            memcpy(buf, d ? d : "", dlen + 1);
-            free_secret(d);
+            buf[j] = '\0';
             return 0;
         }
         q += n;

@@ -228,6 +228,59 @@ static void test_bad_more(void)
     ASSERT_EQ(sluice__url_param(NULL, "a", big, 4), -1);
 }
 
+/* Every allocation of a parse fails in turn: ENOMEM, nothing leaked (ASan
+ * checks), and the struct left empty. */
+static long alloc_budget;
+
+static void *budget_malloc(size_t n)
+{
+    return alloc_budget-- > 0 ? malloc(n) : NULL;
+}
+
+static void test_enomem(void)
+{
+    const char *url = "redis+sentinel://u:p%40ss@[::1]:1,h2:2,h3/master?a=1&b=2";
+    sluice_set_allocator(budget_malloc, NULL, NULL);
+    int rc = -1;
+    long n;
+    for (n = 0; n < 100; n++) {
+        alloc_budget = n;
+        sluice__url v;
+        rc = sluice__url_parse(&v, url, &err);
+        if (rc == 0) {
+            sluice__url_free(&v);
+            break;
+        }
+        ASSERT_EQ(rc, SLUICE_ENOMEM);
+        ASSERT_EQ(err.code, SLUICE_ENOMEM);
+        ASSERT(v.scheme == NULL && v.nhosts == 0 && v.password == NULL);
+    }
+    sluice_set_allocator(NULL, NULL, NULL);
+    ASSERT_EQ(rc, 0);
+    ASSERT(n >= 8); /* scheme, query, path, user, password, 3 hosts */
+
+    /* and opening stores */
+    const char *urls[] = {"memory://?max_keys=100", "redis://127.0.0.1:1"};
+    for (int i = 0; i < 2; i++) {
+        sluice_set_allocator(budget_malloc, NULL, NULL);
+        for (n = 0; n < 10000; n++) {
+            alloc_budget = n;
+            sluice_store *s = NULL;
+            rc = sluice_store_open(&s, urls[i], NULL, &err);
+            if (rc == 0) {
+                sluice_store_close(s);
+                break;
+            }
+            ASSERT(s == NULL);
+            if (rc != SLUICE_ENOMEM)
+                test_fail(__FILE__, __LINE__, "%s with %ld allocations: %d %s", urls[i], n, rc,
+                          err.msg);
+        }
+        sluice_set_allocator(NULL, NULL, NULL);
+        ASSERT_EQ(rc, 0);
+    }
+}
+
 int main(void)
 {
     RUN(test_memory);
@@ -235,5 +288,6 @@ int main(void)
     RUN(test_sentinel_cluster);
     RUN(test_bad);
     RUN(test_bad_more);
+    RUN(test_enomem);
     return test_done();
 }
