@@ -260,13 +260,15 @@ static void test_enomem(void)
     ASSERT(n >= 8); /* scheme, query, path, user, password, 3 hosts */
 
     /* and opening stores */
-    const char *urls[] = {"memory://?max_keys=100", "redis://127.0.0.1:1"};
-    for (int i = 0; i < 2; i++) {
+    const char *urls[] = {"memory://?max_keys=100", "redis://127.0.0.1:1",
+                          "redis+cluster://127.0.0.1:1"};
+    sluice_store_options local = {.on_store_error = SLUICE_FAIL_LOCAL};
+    for (int i = 0; i < 3; i++) {
         sluice_set_allocator(budget_malloc, NULL, NULL);
         for (n = 0; n < 10000; n++) {
             alloc_budget = n;
             sluice_store *s = NULL;
-            rc = sluice_store_open(&s, urls[i], NULL, &err);
+            rc = sluice_store_open(&s, urls[i], &local, &err);
             if (rc == 0) {
                 sluice_store_close(s);
                 break;
