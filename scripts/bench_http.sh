@@ -1,0 +1,208 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+# HTTP benchmark of sluiced (called by scripts/bench.sh; also runs alone).
+#
+# wrk drives, in the same run on the same machine and with the same keys
+# (X-API-Key drawn from 10000 keys) and the same limit (token bucket 100/s,
+# burst 100 per key):
+#   - sluiced /v1/authorize and /v1/check on memory:// and on redis://
+#     (a private redis-server), with W workers;
+#   - nginx limit_req (zone keyed by $http_x_api_key, rate=100r/s burst=100
+#     nodelay, `return 200`) with W worker processes;
+# for W = 1 and 2.  Each is measured at peak (wrk -c64) and at about half of
+# its own peak (wrk's delay() paces each connection) for the p99 there.
+# cpu_us/req is the server's CPU time per request (from /proc), which stays
+# comparable when other work shares the machine.  The Redis ceiling is
+# `sluice bench` against the same redis-server.
+#
+# Knobs: SLUICE_BENCH_HTTP_SECONDS (per run, default 5), BUILD (default build).
+# Prints tables; never fails on a number.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+build=${BUILD:-build}
+secs=${SLUICE_BENCH_HTTP_SECONDS:-5}
+SLUICED="$root/$build/bin/sluiced"
+SLUICE="$root/$build/bin/sluice"
+for t in wrk nginx redis-server; do
+  command -v "$t" >/dev/null || { echo "skipped: $t not installed"; exit 0; }
+done
+[ -x "$SLUICED" ] || { echo "skipped: $SLUICED not built"; exit 0; }
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/sluice-bench-http.XXXXXX")
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
+  [ -f "$tmp/nginx.pid" ] && kill "$(cat "$tmp/nginx.pid")" 2>/dev/null
+  wait 2>/dev/null
+  rm -rf "$tmp"
+}
+trap cleanup EXIT INT TERM
+
+free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_port() {
+  for _ in $(seq 1 200); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.05; done
+  return 1
+}
+cpu_ticks() { local t=0 p; for p in "$@"; do t=$((t + $(awk '{print $14+$15}' "/proc/$p/stat" 2>/dev/null || echo 0))); done; echo "$t"; }
+hz=$(getconf CLK_TCK)
+
+cat > "$tmp/sluice.yaml" <<'EOF'
+identify: [header:X-API-Key, ip]
+headers: both
+on_store_error: allow
+timeout_ms: 1000   # a loaded machine must not turn Redis rows into fail-open answers
+rules:
+  - name: bench
+    limits: [ { algorithm: token_bucket, limit: 100, window: 1s, burst: 100 } ]
+EOF
+
+# wrk scripts: requests pre-built for 10000 keys; pace(ms) between requests
+# of one connection when given (half-load runs).
+common_lua='
+local reqs, n, pace = {}, 10000, 0
+local function setup_pace(args) if args[1] then pace = tonumber(args[1]) end end
+request = function() return reqs[math.random(n)] end
+delay = function() return pace end
+'
+cat > "$tmp/authorize.lua" <<EOF
+$common_lua
+init = function(args)
+  setup_pace(args)
+  for i = 1, n do
+    reqs[i] = wrk.format("GET", "/v1/authorize", {["X-Original-URI"] = "/api/items",
+      ["X-Original-Method"] = "GET", ["X-API-Key"] = "key" .. i})
+  end
+end
+EOF
+cat > "$tmp/check.lua" <<EOF
+$common_lua
+init = function(args)
+  setup_pace(args)
+  for i = 1, n do
+    reqs[i] = wrk.format("POST", "/v1/check", {["Content-Type"] = "application/json"},
+      '{"rule":"bench","key":"api_key:key' .. i .. '"}')
+  end
+end
+EOF
+cat > "$tmp/nginx.lua" <<EOF
+$common_lua
+init = function(args)
+  setup_pace(args)
+  for i = 1, n do
+    reqs[i] = wrk.format("GET", "/api/items", {["X-API-Key"] = "key" .. i})
+  end
+end
+EOF
+
+# to_ms VALUE: wrk latency ("812.00us", "1.20ms", "1.01s") in ms
+to_ms() { awk -v v="$1" 'BEGIN { u = v; sub(/[0-9.]+/, "", u); x = v + 0;
+  if (u == "us") x /= 1000; else if (u == "s") x *= 1000; printf "%.3f", x }'; }
+
+# run_wrk PORT SCRIPT CONNS PACE_MS PIDS...: sets rps p50 p99 cpu
+run_wrk() {
+  local port=$1 script=$2 conns=$3 pace=$4; shift 4
+  local c0 c1 n
+  c0=$(cpu_ticks "$@")
+  wrk -t1 -c"$conns" -d"${secs}s" --latency -s "$script" "http://127.0.0.1:$port/" -- "$pace" \
+    > "$tmp/wrk.out" 2>&1
+  c1=$(cpu_ticks "$@")
+  rps=$(awk '/^Requests\/sec:/ {printf "%d", $2}' "$tmp/wrk.out")
+  n=$(awk '/requests in/ {print $1}' "$tmp/wrk.out")
+  p50=$(to_ms "$(awk '$1 == "50%" {print $2}' "$tmp/wrk.out")")
+  p99=$(to_ms "$(awk '$1 == "99%" {print $2}' "$tmp/wrk.out")")
+  non2xx=$(awk '/Non-2xx/ {print $5}' "$tmp/wrk.out")
+  cpu=$(awk -v t=$((c1 - c0)) -v n="${n:-0}" -v hz="$hz" 'BEGIN { if (n > 0) printf "%.1f", t * 1e6 / hz / n; else print "-" }')
+  [ -n "$rps" ] || { rps=0; sed 's/^/    /' "$tmp/wrk.out"; }
+}
+
+fmt='%-34s %3s %10s %9s %9s %11s %9s %11s\n'
+row() { # LABEL W PIDS... : peak run, then half-load run; prints one row; sets peak
+  local label=$1 w=$2 port=$3 script=$4; shift 4
+  run_wrk "$port" "$script" 64 0 "$@"
+  peak=$rps; local pk_p99=$p99 pk_cpu=$cpu
+  # half of the peak: c connections each pacing 2 ms between requests
+  local c=$(( peak / 1000 )); [ "$c" -lt 2 ] && c=2
+  run_wrk "$port" "$script" "$c" 2 "$@"
+  printf "$fmt" "$label" "$w" "$peak" "$pk_p99" "$pk_cpu" "$rps" "$p99" "${ratio:-}"
+}
+
+rport=$(free_port)
+redis-server --port "$rport" --bind 127.0.0.1 --save "" --appendonly no --dir "$tmp" \
+  >/dev/null 2>&1 &
+pids+=($!)
+wait_port "$rport" || { echo "redis-server did not start"; exit 1; }
+redis_url="redis://127.0.0.1:$rport"
+
+echo "machine: $(nproc) CPUs, $(uname -r); wrk -t1, ${secs}s per run, 10000 keys, token bucket 100/s burst 100"
+echo "peak: wrk -c64; half: wrk paced to about half of that peak (c = peak/1000 connections, 2 ms apart)"
+printf "$fmt" "server / endpoint / store" "W" "peak_rps" "peak_p99" "cpu_us/req" "half_rps" "half_p99" "vs_nginx"
+
+declare -A nginx_peak
+for w in 1 2; do
+  # nginx limit_req with the same keys and limit
+  nport=$(free_port)
+  mkdir -p "$tmp/ng$w"
+  cat > "$tmp/ng$w/nginx.conf" <<EOF
+worker_processes $w;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  limit_req_zone \$http_x_api_key zone=k:64m rate=100r/s;
+  limit_req_status 429;
+  server {
+    listen 127.0.0.1:$nport;
+    location / { limit_req zone=k burst=100 nodelay; return 200; }
+  }
+}
+EOF
+  nginx -p "$tmp/ng$w" -e "$tmp/ng$w/error.log" -c "$tmp/ng$w/nginx.conf" -g "pid $tmp/nginx.pid;"
+  wait_port "$nport" || { echo "nginx did not start"; cat "$tmp/ng$w/error.log"; exit 1; }
+  npids=$(pgrep -P "$(cat "$tmp/nginx.pid")" | tr '\n' ' ')
+  ratio=""
+  # shellcheck disable=SC2086
+  row "nginx limit_req" "$w" "$nport" "$tmp/nginx.lua" $npids
+  nginx_peak[$w]=$peak
+  kill "$(cat "$tmp/nginx.pid")"; rm -f "$tmp/nginx.pid"
+
+  for store in memory redis; do
+    url="memory://"; [ "$store" = redis ] && url=$redis_url
+    sport=$(free_port)
+    "$SLUICED" --config "$tmp/sluice.yaml" --listen "127.0.0.1:$sport" --store "$url" \
+      --workers "$w" --log-level warn > "$tmp/sluiced.log" 2>&1 &
+    spid=$!
+    wait_port "$sport" || { echo "sluiced did not start"; cat "$tmp/sluiced.log"; exit 1; }
+    for ep in authorize check; do
+      ratio=""
+      run_ratio() { :; }
+      row "sluiced /v1/$ep $store" "$w" "$sport" "$tmp/$ep.lua" "$spid" >"$tmp/row"
+      ratio=$(awk -v a="$peak" -v b="${nginx_peak[$w]}" 'BEGIN { if (b > 0) printf "%.2f", a / b }')
+      sed "s/ *\$/ $ratio/" "$tmp/row"
+      [ "$store" = redis ] && eval "redis_${ep}_$w=$peak"
+    done
+    kill "$spid"; wait "$spid" 2>/dev/null
+  done
+done
+
+echo
+echo "Redis store ceiling (sluice bench against the same redis-server):"
+if [ -x "$SLUICE" ]; then
+  cmd="sluice bench --config sluice.yaml --rule bench --store $redis_url --keys 10000 --requests 200000 --concurrency 64 --threads 2"
+  echo "command: $cmd"
+  if "$SLUICE" bench --config "$tmp/sluice.yaml" --rule bench --store "$redis_url" --keys 10000 \
+      --requests 200000 --concurrency 64 --threads 2 > "$tmp/sb.out" 2>&1; then
+    line=$(tail -n 1 "$tmp/sb.out"); echo "$line"
+    ceil=$(echo "$line" | sed -n 's/^decisions_per_sec=\([0-9]*\).*/\1/p')
+    for w in 1 2; do
+      for ep in authorize check; do
+        v=$(eval echo "\${redis_${ep}_$w:-0}")
+        awk -v v="$v" -v c="${ceil:-0}" -v w="$w" -v ep="$ep" 'BEGIN { if (c > 0)
+          printf "sluiced /v1/%s redis W=%d: %d req/s = %.0f%% of the store ceiling %d/s (target >= 80%%)\n", ep, w, v, 100 * v / c, c }'
+      done
+    done
+  else
+    echo "sluice bench failed:"; sed 's/^/    /' "$tmp/sb.out" | tail -n 5
+  fi
+else
+  echo "skipped: $SLUICE not built"
+fi
