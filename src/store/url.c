@@ -158,9 +158,12 @@ static int parse_host(sluice__url *u, const char *s, size_t n, int idx, int defa
         return url_error(err, SLUICE_EURL, "host %d: port is not a number in 1..65535", idx);
     if (hlen > 255)
         return url_error(err, SLUICE_EURL, "host %d: longer than 255 bytes", idx);
-    u->hosts[u->nhosts] = sluice__strndup(host, hlen);
-    if (!u->hosts[u->nhosts])
-        return url_error(err, SLUICE_ENOMEM, "out of memory");
+    /* an IPv6 zone is written %25 (RFC 6874): decode it for getaddrinfo() */
+    int rc = decode(&u->hosts[u->nhosts], host, hlen);
+    if (rc == SLUICE_ENOMEM)
+        return url_error(err, rc, "out of memory");
+    if (rc)
+        return url_error(err, rc, "host %d: bad percent-escape", idx);
     u->ports[u->nhosts] = (int)p;
     u->nhosts++;
     return 0;

@@ -92,7 +92,7 @@ static void test_redis(void)
     ASSERT_EQ(u.ports[0], 6390);
     sluice__url_free(&u);
     parse_ok("redis://[fe80::1%25eth0]");
-    ASSERT_STREQ(u.hosts[0], "fe80::1%25eth0");
+    ASSERT_STREQ(u.hosts[0], "fe80::1%eth0");
     ASSERT_EQ(u.ports[0], 6379);
     sluice__url_free(&u);
 
@@ -205,6 +205,7 @@ static void test_bad_more(void)
     bad("redis://u:hunter2@[::1]x", "expected ':port'");
     bad("redis://u:hunter2@[zz]:1", "not an IPv6 address");
     bad("redis://u:hunter2@ho$t", "host name may hold");
+    bad("redis://u:hunter2@[fe80::1%2]", "host 1: bad percent-escape");
     bad("redis://u:hunter2@h,", "host 2 is empty");
     bad("redis://u:hunter2@h #x", "space");
     bad("redis://u:hunter2@h#x", "'#' is not allowed");
