@@ -36,27 +36,28 @@ trap cleanup EXIT
 
 # bench_row LABEL ARGS...: one `sluice bench` run, one table row; sets $last_rate.
 re='^decisions_per_sec=([0-9]+) p50_us=([0-9.]+) p99_us=([0-9.]+) p999_us=([0-9.]+) allowed=([0-9]+) denied=([0-9]+) errors=([0-9]+)$'
-row_fmt='%-15s %-7s %-9s %12s %9s %9s %9s %10s %10s %7s\n'
+row_fmt='%-15s %-7s %-8s %11s %11s %8s %8s %9s %9s %9s %6s\n'
 bench_row() {
   local alg=$1 threads=$2 keyset=$3
   shift 3
   last_rate=0
   if ! "$S" bench --config "$CFG" --rule "$alg" --threads "$threads" --requests "$requests" "$@" \
       >"$tmp/out" 2>"$tmp/err"; then
-    printf "$row_fmt" "$alg" "$threads" "$keyset" "FAILED" - - - - - -
+    printf "$row_fmt" "$alg" "$threads" "$keyset" "FAILED" - - - - - - -
     sed 's/^/    /' "$tmp/err"
     fail=1
     return
   fi
-  local last
+  local last cpu
   last=$(tail -n 1 "$tmp/out")
+  cpu=$(sed -n 's/.*(\([0-9]*\) decisions per CPU-second.*/\1/p' "$tmp/out")
   if [[ "$last" =~ $re ]]; then
     last_rate=${BASH_REMATCH[1]}
-    printf "$row_fmt" "$alg" "$threads" "$keyset" "${BASH_REMATCH[1]}" "${BASH_REMATCH[2]}" \
+    printf "$row_fmt" "$alg" "$threads" "$keyset" "${BASH_REMATCH[1]}" "${cpu:--}" "${BASH_REMATCH[2]}" \
       "${BASH_REMATCH[3]}" "${BASH_REMATCH[4]}" "${BASH_REMATCH[5]}" "${BASH_REMATCH[6]}" \
       "${BASH_REMATCH[7]}"
   else
-    printf "$row_fmt" "$alg" "$threads" "$keyset" "BAD OUTPUT" - - - - - -
+    printf "$row_fmt" "$alg" "$threads" "$keyset" "BAD OUTPUT" - - - - - - -
     echo "    $last"
     fail=1
   fi
@@ -67,7 +68,8 @@ step "embedded store (memory://): $requests decisions per run, $(nproc) CPUs"
 echo "command: sluice bench --config bench/bench.yaml --rule <algorithm> --threads <T> --requests $requests (--keys $keys | --hot)"
 echo "latencies in microseconds (per decision, measured around sluice_decide)"
 echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null) (other work on the machine skews the figures)"
-printf "$row_fmt" algorithm threads keys "decisions/s" p50_us p99_us p99.9_us allowed denied errors
+echo "per_cpu_s: decisions per CPU-second of the sluice process (robust to other load)"
+printf "$row_fmt" algorithm threads keys "decisions/s" per_cpu_s p50_us p99_us p99.9_us allowed denied errors
 sluice_fw_rate=0
 for alg in fixed_window sliding_window sliding_log token_bucket leaky_bucket multi; do
   for threads in 1 2; do
