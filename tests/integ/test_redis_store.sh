@@ -47,6 +47,8 @@ fi
 
 # ---- 2 ------------------------------------------------------------------
 cat >"$RL_DIR/replay.yaml" <<'Y'
+timeout_ms: 5000
+on_store_error: deny
 rules:
   - name: fw
     match: { path: /fw }
