@@ -253,6 +253,24 @@ static json_t *decision_json(const rq *r, const sluice_decision *d)
                      d->store_error, "limits", limits);
 }
 
+/* One log line per second at most while the store fails: an outage must not
+ * flood the log with a line per request. */
+static void log_store_error(int mode, int64_t now_us)
+{
+    static atomic_llong last_us;
+    static atomic_llong suppressed;
+    long long last = atomic_load_explicit(&last_us, memory_order_relaxed);
+    if (now_us - last < 1000000 ||
+        !atomic_compare_exchange_strong(&last_us, &last, (long long)now_us)) {
+        atomic_fetch_add_explicit(&suppressed, 1, memory_order_relaxed);
+        return;
+    }
+    static const char *names[] = {"allow", "deny", "local"};
+    sluiced_log(SLUICED_LOG_WARN, "store_error", "on_store_error=%s decisions_since_last_line=%lld",
+                mode >= 0 && mode < 3 ? names[mode] : "?",
+                (long long)atomic_exchange(&suppressed, 0) + 1);
+}
+
 static void rq_free(rq *r)
 {
     if (r->timer)
@@ -307,8 +325,11 @@ static void on_decision(int status, const sluice_decision *d, void *arg)
     int slot = r->m.rule_index >= 0 && r->m.rule_index < r->cfg->cfg->nrules
                    ? r->cfg->slot[r->m.rule_index]
                    : -1;
+    int64_t now_us = sluiced_now_us();
     sluiced_metrics_decision(slot, res, d->store_error, r->cfg->cfg->on_store_error,
-                             sluiced_now_us() - r->t0_us);
+                             now_us - r->t0_us);
+    if (d->store_error)
+        log_store_error(r->cfg->cfg->on_store_error, now_us);
 
     if (r->endpoint == EP_CHECK) {
         json_t *j = decision_json(r, d);

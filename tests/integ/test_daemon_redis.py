@@ -110,6 +110,7 @@ def test_readyz_follows_redis():
         m = A.metrics()
         assert metric(m, "sluice_store_errors_total") >= 1
         assert metric(m, "sluice_store_fallbacks_total", mode="allow") >= 1
+        assert "event=store_error on_store_error=allow" in A.logtext(), "store failure logged"
     finally:
         R.start()
     deadline = time.time() + 10
