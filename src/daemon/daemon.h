@@ -30,6 +30,16 @@ struct evkeyvalq;
 #define SLUICED_DRAIN_TIMEOUT_MS 10000 /* SIGTERM: longest wait for in-flight requests */
 #define SLUICED_MAX_WORKERS 256
 
+/* ---- alloc.c: per-thread caching allocator (libevent, jansson) ----------- */
+
+/** malloc/realloc/free with per-thread free lists for blocks up to 4 KiB. */
+void *sluiced_malloc(size_t n);
+void *sluiced_realloc(void *p, size_t n);
+void sluiced_free(void *p);
+
+/** Returns the calling thread's cached blocks to malloc (at thread exit). */
+void sluiced_alloc_thread_flush(void);
+
 /* ---- log.c ----------------------------------------------------------------- */
 
 enum { SLUICED_LOG_DEBUG = 0, SLUICED_LOG_INFO = 1, SLUICED_LOG_WARN = 2, SLUICED_LOG_ERROR = 3 };

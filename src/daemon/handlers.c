@@ -76,13 +76,23 @@ static void reply_json(sluiced_worker *w, struct evhttp_request *req, int status
                        const char *content_type)
 {
     struct evbuffer *buf = evbuffer_new();
-    char *s = j ? json_dumps(j, JSON_COMPACT) : NULL;
-    if (!buf || (j && !s))
+    if (!buf)
         abort(); /* the daemon's OOM policy */
-    if (s) {
-        evbuffer_add(buf, s, strlen(s));
-        evbuffer_add(buf, "\n", 1);
-        free(s);
+    if (j) {
+        char stack[4096];
+        size_t n = json_dumpb(j, stack, sizeof(stack) - 1, JSON_COMPACT);
+        if (n < sizeof(stack)) {
+            stack[n] = '\n';
+            evbuffer_add(buf, stack, n + 1);
+        } else {
+            char *big = malloc(n + 1);
+            if (!big)
+                abort();
+            json_dumpb(j, big, n, JSON_COMPACT);
+            big[n] = '\n';
+            evbuffer_add(buf, big, n + 1);
+            free(big);
+        }
     }
     evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
                       content_type ? content_type : "application/json");
@@ -276,7 +286,7 @@ static void rq_free(rq *r)
     if (r->timer)
         event_free(r->timer);
     sluiced_cfg_put(r->cfg);
-    free(r);
+    sluiced_free(r);
 }
 
 static void send_authorize(rq *r, const sluice_decision *d)
@@ -367,9 +377,10 @@ static void decide(rq *r, int64_t cost)
 
 static rq *rq_new(sluiced_worker *w, struct evhttp_request *req, int endpoint)
 {
-    rq *r = calloc(1, sizeof(*r));
+    rq *r = sluiced_malloc(sizeof(*r));
     if (!r)
         abort();
+    memset(r, 0, sizeof(*r));
     r->w = w;
     r->req = req;
     r->endpoint = endpoint;

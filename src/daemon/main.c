@@ -12,6 +12,7 @@
  */
 #include <errno.h>
 #include <event2/event.h>
+#include <jansson.h>
 #include <getopt.h>
 #include <malloc.h>
 #include <signal.h>
@@ -75,6 +76,10 @@ int main(int argc, char **argv)
     int workers = -1, max_conns = SLUICED_MAX_CONNECTIONS;
     int req_timeout = SLUICED_REQUEST_TIMEOUT_MS;
     int ch;
+    /* Before any libevent or jansson call: their per-request allocations go
+     * through the daemon's per-thread caches (alloc.c). */
+    event_set_mem_functions(sluiced_malloc, sluiced_realloc, sluiced_free);
+    json_set_alloc_funcs(sluiced_malloc, sluiced_free);
     while ((ch = getopt_long(argc, argv, "c:l:s:w:h", longopts, NULL)) != -1) {
         switch (ch) {
         case 'c': config_path = optarg; break;
@@ -212,5 +217,6 @@ int main(int argc, char **argv)
     sluiced_cfg_shutdown();
     sluice_store_close(sluiced_store);
     sluiced_log(SLUICED_LOG_INFO, "stopped", "status=0");
+    sluiced_alloc_thread_flush();
     return 0;
 }

@@ -288,6 +288,7 @@ static void *worker_main(void *arg)
 {
     sluiced_worker *w = arg;
     event_base_dispatch(w->base);
+    sluiced_alloc_thread_flush();
     return NULL;
 }
 
