@@ -121,9 +121,10 @@ row() { # LABEL W PIDS... : peak run, then half-load run; prints one row; sets p
   local label=$1 w=$2 port=$3 script=$4; shift 4
   run_wrk "$port" "$script" 64 0 "$@"
   peak=$rps; local pk_p99=$p99 pk_cpu=$cpu
-  # half of the peak: c connections each pacing 2 ms between requests
-  local c=$(( peak / 1000 )); [ "$c" -lt 2 ] && c=2
-  run_wrk "$port" "$script" "$c" 2 "$@"
+  # about half of the peak: c connections, each sending one request per
+  # ~1.3 ms (1 ms pause + ~0.3 ms answer): c = peak/2 * 1.3 ms
+  local c=$(( peak * 13 / 20000 )); [ "$c" -lt 2 ] && c=2
+  run_wrk "$port" "$script" "$c" 1 "$@"
   printf "$fmt" "$label" "$w" "$peak" "$pk_p99" "$pk_cpu" "$rps" "$p99" "${ratio:-}"
 }
 
@@ -135,7 +136,7 @@ wait_port "$rport" || { echo "redis-server did not start"; exit 1; }
 redis_url="redis://127.0.0.1:$rport"
 
 echo "machine: $(nproc) CPUs, $(uname -r); wrk -t1, ${secs}s per run, 10000 keys, token bucket 100/s burst 100"
-echo "peak: wrk -c64; half: wrk paced to about half of that peak (c = peak/1000 connections, 2 ms apart)"
+echo "peak: wrk -c64; half: wrk paced to about half of that peak (peak*0.00065 connections, 1 ms pause after each answer)"
 printf "$fmt" "server / endpoint / store" "W" "peak_rps" "peak_p99" "cpu_us/req" "half_rps" "half_p99" "vs_nginx"
 
 declare -A nginx_peak
@@ -174,7 +175,6 @@ EOF
     wait_port "$sport" || { echo "sluiced did not start"; cat "$tmp/sluiced.log"; exit 1; }
     for ep in authorize check; do
       ratio=""
-      run_ratio() { :; }
       row "sluiced /v1/$ep $store" "$w" "$sport" "$tmp/$ep.lua" "$spid" >"$tmp/row"
       ratio=$(awk -v a="$peak" -v b="${nginx_peak[$w]}" 'BEGIN { if (b > 0) printf "%.2f", a / b }')
       sed "s/ *\$/ $ratio/" "$tmp/row"

@@ -15,6 +15,10 @@ from daemon_util import Sluiced, done, eq, test  # noqa: E402
 
 CONFIG = """
 rules:
+  - name: held
+    match: { path: /held }
+    limits:
+      - { algorithm: leaky_bucket, limit: 10, window: 1s, burst: 50 }
   - name: api
     match: { path: /api/* }
     limits:
@@ -236,8 +240,28 @@ def test_concurrent_abuse_does_not_stall_others():
     assert D.proc.poll() is None, "sluiced died"
 
 
+def test_client_gone_while_reply_held():
+    hdr = "X-Original-URI: /held\r\nX-API-Key: gone\r\n"
+    for _ in range(5):  # queue up: the next authorize is held ~500 ms
+        D.request("GET", "/v1/authorize?nodelay", headers={"X-Original-URI": "/held",
+                                                          "X-API-Key": "gone"})
+    socks = []
+    for _ in range(10):
+        s = socket.create_connection(("127.0.0.1", D.port), timeout=5)
+        s.sendall(("GET /v1/authorize HTTP/1.1\r\nHost: x\r\n" + hdr + "\r\n").encode())
+        socks.append(s)
+    time.sleep(0.05)
+    for s in socks:
+        s.close()  # gone before sluiced answers
+    time.sleep(1.5)  # every held reply has fired by now
+    still_serving()
+    assert D.proc.poll() is None, "sluiced died"
+    m = D.metrics()
+    eq(m[("sluice_http_connections", frozenset())], 1, "only the /metrics connection is open")
+
+
 try:
-    for t in [test_malformed_json, test_wrong_types, test_unknown_rule, test_keys,
+    for t in [test_client_gone_while_reply_held, test_malformed_json, test_wrong_types, test_unknown_rule, test_keys,
               test_oversized_body, test_header_flood,
               test_slow_client_gets_408_while_others_served, test_connection_cap,
               test_concurrent_abuse_does_not_stall_others]:
