@@ -52,7 +52,7 @@ int cli_open(const char *cmd, const char *path, const char *url, sluice_config *
  * new reference, or NULL on allocation failure.
  */
 json_t *cli_decision_json(const sluice_decision *d, const char *rule, const char *tier,
-                           const char *key);
+                          const char *key);
 
 /** Prints the decision as one compact JSON line on f; -1 on failure. */
 int cli_print_json(FILE *f, const sluice_decision *d, const char *rule, const char *tier,

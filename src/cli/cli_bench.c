@@ -357,19 +357,17 @@ static const char bench_usage[] =
 
 static int bench_parse(int argc, char **argv, bench_opts *o)
 {
-    enum { O_CONFIG = 256, O_RULE, O_STORE, O_KEYS, O_REQUESTS, O_CONC, O_THREADS, O_HOT,
-           O_HELP };
-    static const struct option opts[] = {
-        {"config", required_argument, NULL, O_CONFIG},
-        {"rule", required_argument, NULL, O_RULE},
-        {"store", required_argument, NULL, O_STORE},
-        {"keys", required_argument, NULL, O_KEYS},
-        {"requests", required_argument, NULL, O_REQUESTS},
-        {"concurrency", required_argument, NULL, O_CONC},
-        {"threads", required_argument, NULL, O_THREADS},
-        {"hot", no_argument, NULL, O_HOT},
-        {"help", no_argument, NULL, O_HELP},
-        {NULL, 0, NULL, 0}};
+    enum { O_CONFIG = 256, O_RULE, O_STORE, O_KEYS, O_REQUESTS, O_CONC, O_THREADS, O_HOT, O_HELP };
+    static const struct option opts[] = {{"config", required_argument, NULL, O_CONFIG},
+                                         {"rule", required_argument, NULL, O_RULE},
+                                         {"store", required_argument, NULL, O_STORE},
+                                         {"keys", required_argument, NULL, O_KEYS},
+                                         {"requests", required_argument, NULL, O_REQUESTS},
+                                         {"concurrency", required_argument, NULL, O_CONC},
+                                         {"threads", required_argument, NULL, O_THREADS},
+                                         {"hot", no_argument, NULL, O_HOT},
+                                         {"help", no_argument, NULL, O_HELP},
+                                         {NULL, 0, NULL, 0}};
     o->keys = 10000;
     o->requests = 1000000;
     o->concurrency = 1;
@@ -382,15 +380,32 @@ static int bench_parse(int argc, char **argv, bench_opts *o)
             break;
         int bad = 0;
         switch (c) {
-        case O_CONFIG: o->config = optarg; break;
-        case O_RULE: o->rule = optarg; break;
-        case O_STORE: o->store = optarg; break;
-        case O_HOT: o->hot = true; break;
-        case O_HELP: return 1;
-        case O_KEYS: bad = cli_parse_i64(optarg, 1, BENCH_KEYS_MAX, &o->keys); break;
-        case O_REQUESTS: bad = cli_parse_i64(optarg, 1, INT64_MAX / 2, &o->requests); break;
-        case O_CONC: bad = cli_parse_i64(optarg, 1, BENCH_CONC_MAX, &o->concurrency); break;
-        case O_THREADS: bad = cli_parse_i64(optarg, 1, BENCH_THREADS_MAX, &o->threads); break;
+        case O_CONFIG:
+            o->config = optarg;
+            break;
+        case O_RULE:
+            o->rule = optarg;
+            break;
+        case O_STORE:
+            o->store = optarg;
+            break;
+        case O_HOT:
+            o->hot = true;
+            break;
+        case O_HELP:
+            return 1;
+        case O_KEYS:
+            bad = cli_parse_i64(optarg, 1, BENCH_KEYS_MAX, &o->keys);
+            break;
+        case O_REQUESTS:
+            bad = cli_parse_i64(optarg, 1, INT64_MAX / 2, &o->requests);
+            break;
+        case O_CONC:
+            bad = cli_parse_i64(optarg, 1, BENCH_CONC_MAX, &o->concurrency);
+            break;
+        case O_THREADS:
+            bad = cli_parse_i64(optarg, 1, BENCH_THREADS_MAX, &o->threads);
+            break;
         default:
             cli_errorf("bench", "unknown or incomplete option '%s'", argv[optind - 1]);
             return -1;
@@ -419,8 +434,8 @@ static int make_keys(int64_t n, char **buf, uint8_t **lens)
     if (!*buf || !*lens)
         return -1;
     for (int64_t i = 0; i < n; i++) {
-        int len = snprintf(*buf + i * BENCH_KEY_STRIDE, BENCH_KEY_STRIDE, "bench-%lld",
-                           (long long)i);
+        int len =
+            snprintf(*buf + i * BENCH_KEY_STRIDE, BENCH_KEY_STRIDE, "bench-%lld", (long long)i);
         (*lens)[i] = (uint8_t)len;
     }
     return 0;
@@ -466,8 +481,8 @@ static void summary(const bench_opts *o, const char *url, bench_thread *th, int6
     printf("  %-16s %.3f  (%.0f decisions per CPU-second, this process)\n", "cpu_s", cpu_secs,
            cpu_secs > 0 ? (double)o->requests / cpu_secs : 0.0);
     uint64_t n = allowed + denied + errors;
-    printf("  %-16s mean %.2f  p50 %.2f  p90 %.2f  p99 %.2f  p99.9 %.2f  max %.2f\n",
-           "latency_us", n ? (double)all->sum_ns / (double)n / 1000 : 0.0, p50, p90, p99, p999,
+    printf("  %-16s mean %.2f  p50 %.2f  p90 %.2f  p99 %.2f  p99.9 %.2f  max %.2f\n", "latency_us",
+           n ? (double)all->sum_ns / (double)n / 1000 : 0.0, p50, p90, p99, p999,
            (double)all->max_ns / 1000);
     printf("  %-16s %llu\n", "allowed", (unsigned long long)allowed);
     printf("  %-16s %llu\n", "denied", (unsigned long long)denied);

@@ -7,8 +7,8 @@
  * A store failure is not exit 2: sluice_decide() applies on_store_error.
  */
 #include <getopt.h>
-#include <strings.h>
 #include <string.h>
+#include <strings.h>
 
 #include "cli.h"
 
@@ -78,16 +78,33 @@ typedef struct check_args {
 /* Returns -1 after printing an error, 1 for --help, 0 to go on. */
 static int check_parse(int argc, char **argv, check_args *a)
 {
-    enum { O_CONFIG = 256, O_RULE, O_KEY, O_METHOD, O_PATH, O_IP, O_COST, O_STORE, O_JSON,
-           O_TIER, O_HEADER, O_HELP };
-    static const struct option opts[] = {
-        {"config", required_argument, NULL, O_CONFIG}, {"rule", required_argument, NULL, O_RULE},
-        {"key", required_argument, NULL, O_KEY},       {"method", required_argument, NULL, O_METHOD},
-        {"path", required_argument, NULL, O_PATH},     {"ip", required_argument, NULL, O_IP},
-        {"cost", required_argument, NULL, O_COST},     {"store", required_argument, NULL, O_STORE},
-        {"json", no_argument, NULL, O_JSON},           {"tier", required_argument, NULL, O_TIER},
-        {"header", required_argument, NULL, O_HEADER}, {"help", no_argument, NULL, O_HELP},
-        {NULL, 0, NULL, 0}};
+    enum {
+        O_CONFIG = 256,
+        O_RULE,
+        O_KEY,
+        O_METHOD,
+        O_PATH,
+        O_IP,
+        O_COST,
+        O_STORE,
+        O_JSON,
+        O_TIER,
+        O_HEADER,
+        O_HELP
+    };
+    static const struct option opts[] = {{"config", required_argument, NULL, O_CONFIG},
+                                         {"rule", required_argument, NULL, O_RULE},
+                                         {"key", required_argument, NULL, O_KEY},
+                                         {"method", required_argument, NULL, O_METHOD},
+                                         {"path", required_argument, NULL, O_PATH},
+                                         {"ip", required_argument, NULL, O_IP},
+                                         {"cost", required_argument, NULL, O_COST},
+                                         {"store", required_argument, NULL, O_STORE},
+                                         {"json", no_argument, NULL, O_JSON},
+                                         {"tier", required_argument, NULL, O_TIER},
+                                         {"header", required_argument, NULL, O_HEADER},
+                                         {"help", no_argument, NULL, O_HELP},
+                                         {NULL, 0, NULL, 0}};
     a->cost = 1;
     optind = 1;
     opterr = 0;
@@ -96,16 +113,35 @@ static int check_parse(int argc, char **argv, check_args *a)
         if (c == -1)
             break;
         switch (c) {
-        case O_CONFIG: a->config = optarg; break;
-        case O_RULE: a->rule = optarg; break;
-        case O_KEY: a->key = optarg; break;
-        case O_METHOD: a->method = optarg; break;
-        case O_PATH: a->path = optarg; break;
-        case O_IP: a->ip = optarg; break;
-        case O_STORE: a->store = optarg; break;
-        case O_TIER: a->tier = optarg; break;
-        case O_JSON: a->json = true; break;
-        case O_HELP: return 1;
+        case O_CONFIG:
+            a->config = optarg;
+            break;
+        case O_RULE:
+            a->rule = optarg;
+            break;
+        case O_KEY:
+            a->key = optarg;
+            break;
+        case O_METHOD:
+            a->method = optarg;
+            break;
+        case O_PATH:
+            a->path = optarg;
+            break;
+        case O_IP:
+            a->ip = optarg;
+            break;
+        case O_STORE:
+            a->store = optarg;
+            break;
+        case O_TIER:
+            a->tier = optarg;
+            break;
+        case O_JSON:
+            a->json = true;
+            break;
+        case O_HELP:
+            return 1;
         case O_COST:
             if (cli_parse_i64(optarg, 0, SLUICE_COST_MAX, &a->cost) != 0) {
                 cli_errorf("check", "--cost: '%s' is not an integer in 0..%lld", optarg,

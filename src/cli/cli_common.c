@@ -85,13 +85,12 @@ static json_t *limit_json(const sluice_limit_decision *l)
 json_t *cli_decision_json(const sluice_decision *d, const char *rule, const char *tier,
                           const char *key)
 {
-    json_t *o = json_pack("{s:b, s:I, s:I, s:I, s:I, s:I, s:b, s:b, s:s, s:s}", "allowed",
-                          (int)d->allowed, "limit", (json_int_t)d->limit, "remaining",
-                          (json_int_t)d->remaining, "reset_after_ms",
-                          (json_int_t)d->reset_after_ms, "retry_after_ms",
-                          (json_int_t)d->retry_after_ms, "delay_ms", (json_int_t)d->delay_ms,
-                          "shadow_denied", (int)d->shadow_denied, "store_error",
-                          (int)d->store_error, "rule", rule ? rule : "", "key", key ? key : "");
+    json_t *o = json_pack(
+        "{s:b, s:I, s:I, s:I, s:I, s:I, s:b, s:b, s:s, s:s}", "allowed", (int)d->allowed, "limit",
+        (json_int_t)d->limit, "remaining", (json_int_t)d->remaining, "reset_after_ms",
+        (json_int_t)d->reset_after_ms, "retry_after_ms", (json_int_t)d->retry_after_ms, "delay_ms",
+        (json_int_t)d->delay_ms, "shadow_denied", (int)d->shadow_denied, "store_error",
+        (int)d->store_error, "rule", rule ? rule : "", "key", key ? key : "");
     if (!o)
         return NULL;
     if (tier && json_object_set_new(o, "tier", json_string(tier)) != 0)

@@ -67,8 +67,7 @@ static int replay_line(replay_state *st, char *line, long lineno)
         return -1;
     }
     if (n < 3) {
-        fprintf(stderr, "line %ld: too few fields (want TIME_MS RULE[@TIER] KEY [COST])\n",
-                lineno);
+        fprintf(stderr, "line %ld: too few fields (want TIME_MS RULE[@TIER] KEY [COST])\n", lineno);
         return -1;
     }
     int64_t t;
@@ -160,10 +159,10 @@ int cli_replay(int argc, char **argv)
 {
     enum { O_CONFIG = 256, O_STORE, O_JSON, O_HELP };
     static const struct option opts[] = {{"config", required_argument, NULL, O_CONFIG},
-                                          {"store", required_argument, NULL, O_STORE},
-                                          {"json", no_argument, NULL, O_JSON},
-                                          {"help", no_argument, NULL, O_HELP},
-                                          {NULL, 0, NULL, 0}};
+                                         {"store", required_argument, NULL, O_STORE},
+                                         {"json", no_argument, NULL, O_JSON},
+                                         {"help", no_argument, NULL, O_HELP},
+                                         {NULL, 0, NULL, 0}};
     const char *config = NULL, *url = NULL;
     bool json = false;
     optind = 1;
@@ -173,10 +172,18 @@ int cli_replay(int argc, char **argv)
         if (c == -1)
             break;
         switch (c) {
-        case O_CONFIG: config = optarg; break;
-        case O_STORE: url = optarg; break;
-        case O_JSON: json = true; break;
-        case O_HELP: fputs(replay_usage, stdout); return CLI_EXIT_OK;
+        case O_CONFIG:
+            config = optarg;
+            break;
+        case O_STORE:
+            url = optarg;
+            break;
+        case O_JSON:
+            json = true;
+            break;
+        case O_HELP:
+            fputs(replay_usage, stdout);
+            return CLI_EXIT_OK;
         default:
             cli_errorf("replay", "unknown or incomplete option '%s'", argv[optind - 1]);
             fputs(replay_usage, stderr);

@@ -48,10 +48,16 @@ static void test_decision_json(void)
     d.reset_after_ms = 1500;
     d.retry_after_ms = -1;
     d.nlimits = 2;
-    d.limits[0] = (sluice_limit_decision){.allowed = true, .limit = 10, .remaining = 3,
-                                          .window_ms = 1000, .algorithm = SLUICE_TOKEN_BUCKET};
-    d.limits[1] = (sluice_limit_decision){.allowed = false, .limit = 5, .retry_after_ms = -1,
-                                          .reset_after_ms = 1500, .window_ms = 60000,
+    d.limits[0] = (sluice_limit_decision){.allowed = true,
+                                          .limit = 10,
+                                          .remaining = 3,
+                                          .window_ms = 1000,
+                                          .algorithm = SLUICE_TOKEN_BUCKET};
+    d.limits[1] = (sluice_limit_decision){.allowed = false,
+                                          .limit = 5,
+                                          .retry_after_ms = -1,
+                                          .reset_after_ms = 1500,
+                                          .window_ms = 60000,
                                           .algorithm = SLUICE_FIXED_WINDOW};
     json_t *o = cli_decision_json(&d, "login", "premium", "ip:1.2.3.4");
     ASSERT(o != NULL);
