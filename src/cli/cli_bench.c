@@ -120,7 +120,6 @@ typedef struct bench_shared {
 typedef struct bench_thread {
     bench_shared *sh;
     pthread_t tid;
-    int index;
     int64_t todo;
     _Atomic int64_t done; /* published every 256 decisions for the progress line */
     uint64_t rng;
@@ -132,6 +131,7 @@ typedef struct bench_thread {
     struct event_base *base;
     int64_t issued, inflight, completed;
     bool pumping;
+    int probe_state; /* warm-up probe: 0 pending, 1 answered, 2 store failed */
     int fail_status;
     struct bench_slot *slots; /* concurrency entries */
 } bench_thread;
@@ -180,8 +180,9 @@ static void pick_key(bench_thread *t, sluice_match *m)
 static void count(bench_thread *t, int rc, const sluice_decision *d)
 {
     if (rc != 0 || !d || d->store_error) {
-        if (t->errors++ == 0)
+        if (t->errors == 0)
             t->first_error = rc != 0 ? rc : 1;
+        t->errors++;
     } else if (d->allowed)
         t->allowed++;
     else
@@ -277,8 +278,8 @@ static void pump(bench_thread *t)
 
 static void on_probe(int status, const sluice_decision *d, void *arg)
 {
-    int *state = arg;
-    *state = (status == 0 && d && !d->store_error) ? 1 : 2;
+    bench_thread *t = arg;
+    t->probe_state = (status == 0 && d && !d->store_error) ? 1 : 2;
 }
 
 /*
@@ -290,14 +291,15 @@ static void warm_up(bench_thread *t)
 {
     sluice_match m = t->sh->proto;
     for (int attempt = 0; attempt < 200; attempt++) {
-        int state = 0;
-        if (sluice_decide_async(t->as, t->sh->cfg, &m, 0, SLUICE_NOW, on_probe, &state) < 0)
+        /* The state lives in t, so a probe still pending after a loop error is harmless. */
+        t->probe_state = 0;
+        if (sluice_decide_async(t->as, t->sh->cfg, &m, 0, SLUICE_NOW, on_probe, t) < 0)
             return;
-        while (state == 0) {
+        while (t->probe_state == 0) {
             if (event_base_loop(t->base, EVLOOP_ONCE) != 0)
                 return;
         }
-        if (state == 1)
+        if (t->probe_state == 1)
             return;
         struct timeval tv = {0, 10 * 1000};
         event_base_loopexit(t->base, &tv);
@@ -551,7 +553,6 @@ int cli_bench(int argc, char **argv)
     int64_t started = 0;
     for (int64_t i = 0; i < o.threads; i++) {
         th[i].sh = &sh;
-        th[i].index = (int)i;
         th[i].todo = o.requests / o.threads + (i < o.requests % o.threads ? 1 : 0);
         th[i].rng = 0x9E3779B97F4A7C15ULL * (uint64_t)(i + 1);
         th[i].hist = &hists[i + 1];
