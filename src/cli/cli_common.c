@@ -142,7 +142,7 @@ void cli_print_text(FILE *f, const sluice_decision *d, const char *rule, const c
         const sluice_limit_decision *l = &d->limits[i];
         const char *alg = sluice_algorithm_name(l->algorithm);
         fprintf(f,
-                "  [%d] %s %" PRId64 "/%" PRId64 "ms: %s  remaining %" PRId64
+                "  [%d] %s limit %" PRId64 " window_ms %" PRId64 ": %s  remaining %" PRId64
                 "  reset_after_ms %" PRId64 "  retry_after_ms %" PRId64 "  delay_ms %" PRId64
                 "%s\n",
                 i, alg ? alg : "?", l->limit, l->window_ms, l->allowed ? "allowed" : "denied",
