@@ -9,7 +9,7 @@
 #      random traces over every algorithm and a multi-limit rule;
 #   3. AUTH with user and password, db select; the password never printed;
 #   4. exactness under concurrency: 6 processes (4 async with 32 in flight,
-#      2 blocking) on one key admit exactly the limit, for every algorithm and
+#      1 blocking, 1 with 12 threads on the blocking pool) on one key admit exactly the limit, for every algorithm and
 #      a multi-limit policy whose denied requests consume nothing;
 #   5. keys expire: DBSIZE returns to 0 once the states are untouched;
 #   6. SCRIPT FLUSH in a loop during `sluice bench`: no failed decision;
@@ -120,6 +120,9 @@ check "AUTH user+password and db 3: allowed, no store error" grep -q '"store_err
 check "the key is in db 3" test "$(redis-cli -p "$P" --user alice --pass alicepw -n 3 --no-auth-warning EXISTS 'sluice:{r:u1}:0')" = 1
 out=$("$S" check --json --config "$RL_DIR/deny.yaml" --rule r --key u1 --store "redis://:defaultpw@127.0.0.1:$P" 2>&1)
 check "AUTH password only (default user)" grep -q '"store_error":false' <<<"$out"
+rcli auth --no-auth-warning -a defaultpw ACL SETUSER bob on '>p@ss:w/rd' '~*' '&*' '+@all' >/dev/null
+out=$("$S" check --json --config "$RL_DIR/deny.yaml" --rule r --key u2 --store "redis://bob:p%40ss%3Aw%2Frd@127.0.0.1:$P/0" 2>&1)
+check "AUTH with a percent-encoded password" grep -q '"store_error":false' <<<"$out"
 out=$("$S" check --config "$RL_DIR/deny.yaml" --rule r --key u1 --store "redis://alice:wrongsecret@127.0.0.1:$P" 2>&1)
 rc=$?
 check "wrong password: on_store_error deny (exit 1)" test "$rc" = 1
@@ -130,7 +133,8 @@ W=31622400000
 exact() { # name spec expected_allowed [peek_expected]
   local name=$1 spec=$2 want=$3 key="exact:$1:$RANDOM" i sum=0 errs=0 pids=()
   for i in 1 2 3 4; do "$T" hammer "$URL/4" "$spec" 1500 32 "$key" >"$RL_DIR/h$i" & pids+=($!); done
-  for i in 5 6; do "$T" hammer "$URL/4" "$spec" 300 0 "$key" >"$RL_DIR/h$i" & pids+=($!); done
+  "$T" hammer "$URL/4" "$spec" 300 0 "$key" >"$RL_DIR/h5" & pids+=($!)
+  "$T" hammer "$URL/4" "$spec" 300 -12 "$key" >"$RL_DIR/h6" & pids+=($!)
   for i in "${pids[@]}"; do wait "$i"; done
   for i in 1 2 3 4 5 6; do
     sum=$((sum + $(field allowed "$(cat "$RL_DIR/h$i")")))

@@ -17,13 +17,14 @@
  *   test_redis hammer URL SPEC N INFLIGHT KEY [DURATION_MS]
  * makes N decisions (or as many as fit in DURATION_MS) of cost 1 with the
  * server's time on KEY, INFLIGHT in flight on the async path (0: the
- * blocking path), and prints "allowed=A denied=D errors=E max_us=M
+ * blocking path, -T: T threads on the blocking path), and prints "allowed=A denied=D errors=E max_us=M
  * tail_ok=T done=N" (tail_ok: successes after the last error); SPEC is
  * "alg:limit:window_ms:burst[,alg:...]" with alg a number (sluice.h).
  *   test_redis peek URL SPEC KEY    prints each limit's remaining.
  */
 #include <event2/event.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -436,27 +437,58 @@ static void hammer_next(hammer *h)
     ASSERT_EQ(rc, 0);
 }
 
-static void hammer_run_sync(hammer *h, void *impl)
+/* Blocking path: nthreads threads share one store (its connection pool). */
+typedef struct sync_arg {
+    hammer *h;
+    void *impl;
+    pthread_mutex_t *mu;
+} sync_arg;
+
+static void *sync_thread(void *p)
 {
-    while (hammer_more(h)) {
-        h->started++;
+    sync_arg *a = p;
+    hammer *h = a->h;
+    for (;;) {
+        pthread_mutex_lock(a->mu);
+        bool more = hammer_more(h);
+        if (more)
+            h->started++;
+        pthread_mutex_unlock(a->mu);
+        if (!more)
+            break;
         sluice__op op = {h->key, strlen(h->key), h->lims, h->n, 1, SLUICE_NOW};
         sluice_decision d;
         sluice_error err = {0};
         int64_t t0 = sluice__redis_mono_us();
-        int rc = sluice__redis_ops.decide(impl, &op, &d, &err);
+        int rc = sluice__redis_ops.decide(a->impl, &op, &d, &err);
+        pthread_mutex_lock(a->mu);
         hammer_record(h, rc, rc ? NULL : &d, t0);
+        pthread_mutex_unlock(a->mu);
         if (rc) {
             struct timespec ts = {0, 1000000};
             nanosleep(&ts, NULL);
         }
     }
+    return NULL;
+}
+
+static void hammer_run_sync(hammer *h, void *impl, int nthreads)
+{
+    pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+    sync_arg a = {h, impl, &mu};
+    pthread_t th[64];
+    if (nthreads > 64)
+        nthreads = 64;
+    for (int i = 0; i < nthreads; i++)
+        ASSERT_EQ(pthread_create(&th[i], NULL, sync_thread, &a), 0);
+    for (int i = 0; i < nthreads; i++)
+        pthread_join(th[i], NULL);
 }
 
 static void hammer_run(hammer *h, void *impl, int inflight, int timeout_s)
 {
-    if (inflight == 0) {
-        hammer_run_sync(h, impl);
+    if (inflight <= 0) {
+        hammer_run_sync(h, impl, inflight == 0 ? 1 : -inflight);
         return;
     }
     h->base = event_base_new();
