@@ -341,5 +341,32 @@ expect_rc 2 "bench --keys 0" "$S" bench --config "$cfg" --rule api --keys 0
 expect_rc 2 "bench unknown rule" "$S" bench --config "$cfg" --rule nosuch --requests 10
 expect_rc 2 "bench without --rule" "$S" bench --config "$cfg"
 
+# ---- a real Redis: state shared across processes, same replay output -----
+. "$SLUICE_SRC/tests/integ/redis_lib.sh"
+redis_lib_init
+trap 'cleanup; redis_lib_cleanup' EXIT
+redis_start cli
+R="redis://127.0.0.1:$RL_PORT_cli"
+# a generous deadline: a loaded test machine must not turn into store errors
+rcfg="$tmp/redis.yaml"
+sed "s|^store: memory://|store: memory://\ntimeout_ms: 2000|" "$cfg" >"$rcfg"
+expect_rc 0 "redis: first login allowed" "$S" check --config "$rcfg" --rule login --key ip:198.51.100.1 --store "$R"
+expect_rc 1 "redis: second login denied (state outlives the process)" \
+  "$S" check --config "$rcfg" --rule login --key ip:198.51.100.1 --store "$R" --json
+expect_json '(j["allowed"], j["store_error"], j["remaining"], j["retry_after_ms"] > 0)' \
+  "(False, False, 0, True)" "redis denial fields"
+rcli cli FLUSHALL >/dev/null
+run "$S" replay --config "$rcfg" --store "$R" <"$tmp/trace"
+if [ "$rc" -eq 0 ] && diff -u "$tmp/trace.want" "$tmp/out" >"$tmp/diff"; then ok; else
+  bad "redis replay output (exit $rc)"; cat "$tmp/diff" "$tmp/err"
+fi
+# async bench path: 8 in flight on one hot key under 1 per day, 2 threads
+expect_rc 0 "redis bench async" \
+  "$S" bench --config "$rcfg" --rule daily --hot --store "$R" --concurrency 8 --threads 2 --requests 2000
+bench_last
+grep -q "(async)" "$tmp/out" && ok || bad "redis bench with --concurrency 8 runs async"
+[ $((b_allowed + b_denied)) -eq 2000 ] && [ "$b_errors" -eq 0 ] && [ "$b_allowed" -ge 1 ] &&
+  [ "$b_allowed" -le 2 ] && ok || bad "redis bench hot: allowed=$b_allowed denied=$b_denied errors=$b_errors"
+
 echo "test_cli: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]
