@@ -4,8 +4,9 @@
 # of check (0 allowed, 1 denied, 2 no decision), its JSON fields, request
 # matching with headers and tiers, lint on every tests/configs/*.yaml (bad
 # ones carry "# expect: <line>: <substring>"), replay of a trace with exact
-# expected output and of bad lines (exit 2, "line N:"), and the format of
-# bench's last line.  Needs SLUICE_BIN (dir of the sluice binary) and
+# expected output and of bad lines (exit 2, "line N:"), the format of
+# bench's last line, and check/replay/bench against a redis-server it
+# starts on a free port.  Needs SLUICE_BIN (dir of the sluice binary) and
 # SLUICE_SRC (the source tree).
 set -uo pipefail
 
