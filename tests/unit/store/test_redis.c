@@ -361,6 +361,7 @@ typedef struct hammer {
     int64_t max_us;
     int64_t tail_ok; /* successes since the last error */
     int64_t end_us;  /* time-bounded run: stop starting at this time; 0: by count */
+    int64_t t_start; /* for debug output */
     redisContext *flusher;
 } hammer;
 
@@ -383,6 +384,9 @@ static void hammer_record(hammer *h, int status, const sluice_decision *d, int64
     int64_t us = sluice__redis_mono_us() - t0;
     if (us > h->max_us)
         h->max_us = us;
+    if (us > 90000 && getenv("SLUICE_HAMMER_DEBUG"))
+        fprintf(stderr, "slow: %" PRId64 " us status %d at +%" PRId64 " ms\n", us, status,
+                (t0 - h->t_start) / 1000);
     h->done++;
     if (status != 0 || (d && d->store_error)) {
         h->errors++;
@@ -414,8 +418,8 @@ static void hammer_cb(int status, const sluice_decision *d, void *arg)
             event_base_loopbreak(h->base);
         return;
     }
-    /* never recurse: a failing store answers inline; pace failures at 1 ms */
-    struct timeval tv = {0, status ? 1000 : 0};
+    /* never recurse: a failing store answers inline; pace failures at 5 ms */
+    struct timeval tv = {0, status ? 5000 : 0};
     event_base_once(h->base, -1, EV_TIMEOUT, hammer_later, h, &tv);
 }
 
@@ -580,6 +584,7 @@ static int worker(int argc, char **argv)
         h.n = parse_spec(argv[3], h.lims);
         h.total = atoll(argv[4]);
         h.key = argv[6];
+        h.t_start = sluice__redis_mono_us();
         if (argc >= 8) /* DURATION_MS: run for that long, N ignored */
             h.end_us = sluice__redis_mono_us() + atoll(argv[7]) * 1000;
         if (h.n < 1 || (h.total < 1 && !h.end_us))
