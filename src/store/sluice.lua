@@ -48,14 +48,14 @@ local cost = tonumber(ARGV[2])
 local n = #KEYS
 local slack = tonumber(ARGV[3 + 4 * n])
 
-local out = { now }
+local out = { now, 0, 0, 0, 0, 0, 0 } -- sized for one limit, the common case
 local plans = {}
 local all = true
 
 -- Reads a string cell; nil when absent, of another type or other parameters.
 local function cell(key, alg, L, W, B)
-  local ok, v = pcall(redis.call, 'GET', key)
-  if not ok or not v or #v ~= 56 then
+  local v = redis.pcall('GET', key) -- an error table when the key is a list
+  if type(v) ~= 'string' or #v ~= 56 then
     return nil
   end
   local a, l, w, b, s1, s2, s3 = struct.unpack(HDR, v)
@@ -136,10 +136,9 @@ end
 
 local function sliding_log(key, L, W, B, p, cost)
   local cq = math.max(cost, 1)
-  local ok, h = pcall(redis.call, 'LINDEX', key, 0)
+  local h = redis.pcall('LINDEX', key, 0) -- an error table when the key is a string
   local len, sum, drop = 0, 0, 0
-  local entries = {}
-  if ok and h and #h == 56 then
+  if type(h) == 'string' and #h == 56 then
     local a, l, w, b, s = struct.unpack(HDR, h)
     if a == 1 and l == L and w == W and b == B then
       len = redis.call('LLEN', key) - 1
@@ -218,7 +217,9 @@ local function eval(i, c)
   if (alg == 3 or alg == 4) and B <= 0 then
     B = L -- burst 0: the default, L
   end
-  local p = { alg = alg, delay = 0 }
+  -- every field up front: one allocation instead of a rehash per new field
+  local p = { alg = alg, delay = 0, allowed = false, limit = 0, remaining = 0, reset = 0,
+              state = false }
   if alg == 0 then
     fixed_window(KEYS[i], L, W, B, p, c)
   elseif alg == 1 then
@@ -284,20 +285,17 @@ for i = 1, n do
           redis.call('RPUSH', key, struct.pack(ENT, now, cost))
         end
       end
+      redis.call('PEXPIRE', key, string.format('%d', p.reset + slack))
     else
-      redis.call('SET', key, p.state)
-    end
-    if p.reset > 0 then
-      redis.call('PEXPIRE', key, p.reset + slack)
-    else
-      redis.call('DEL', key)
+      redis.call('SET', key, p.state, 'PX', string.format('%d', p.reset + slack))
     end
   end
-  out[#out + 1] = p.allowed and 1 or 0
-  out[#out + 1] = p.limit
-  out[#out + 1] = p.remaining
-  out[#out + 1] = p.reset
-  out[#out + 1] = p.retry
-  out[#out + 1] = p.delay
+  local k = 6 * (i - 1) + 1
+  out[k + 1] = p.allowed and 1 or 0
+  out[k + 2] = p.limit
+  out[k + 3] = p.remaining
+  out[k + 4] = p.reset
+  out[k + 5] = p.retry
+  out[k + 6] = p.delay
 end
 return out
