@@ -152,7 +152,7 @@ int main(int argc, char **argv)
     printf("bytes per key         %.1f (malloc'd, incl. malloc headers and buckets)\n", per_key);
     printf("key bytes per key     %.1f\n", avg_key);
     printf("overhead per key      %.1f bytes beyond the key bytes\n", per_key - avg_key);
-    printf("node request size     %zu bytes + key (header 32, cell 16, tail 3)\n", (size_t)51);
+    printf("node request size     %zu bytes + key (header 16, cell 16, tail 3)\n", (size_t)35);
     printf("insert rate           %.0f keys/s (1 thread)\n", (double)nkeys / t_insert);
     printf("decisions/s           wall (per CPU-second of the workers)\n");
     for (int t = 1; t <= threads; t *= 2) {

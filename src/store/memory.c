@@ -5,14 +5,25 @@
  * mutex, held only around lookup and update.  It never does I/O and never
  * blocks on anything but a shard lock.
  *
- * One allocation per key: a node header, the cells of the key's limits, and
- * a tail holding a byte mask of sliding-log cells, the key length and the
- * key bytes.  Memory is O(active keys): after a decision a node whose cells
- * are all idle is freed at once; a sweep cursor walks each shard's LRU list
- * from the tail, two nodes per operation, freeing nodes whose idle time has
- * passed; max_keys evicts the least recently used node of the shard.  The
- * bucket arrays grow and shrink by incremental rehash, a few buckets per
- * operation, so no operation moves a whole table.
+ * One allocation per key: a node header (chain link, limit-set signature,
+ * idle time), the cells of the key's limits, and a tail holding a byte mask
+ * of sliding-log cells, the key length and the key bytes.  Memory is
+ * O(active keys): after a decision a node whose cells are all idle is freed
+ * at once, and a sweep cursor walks each shard's bucket array (sequential
+ * memory), checking two nodes per operation and freeing those whose idle
+ * time has passed; the node it will check next is prefetched one operation
+ * ahead.  The bucket arrays grow and shrink by incremental rehash, a few
+ * buckets per operation, so no operation moves a whole table; the rehash
+ * frees the idle nodes it meets and stands in for the sweep meanwhile.
+ *
+ * Eviction.  With max_keys given in the URL, a shard that is full evicts its
+ * least recently used key, exactly: each node then carries an intrusive LRU
+ * list (two pointers placed just before the node), moved to the head on
+ * every decision.  Without max_keys nothing keeps a recency order, so a hit
+ * touches only its bucket and its node; the store is then bounded by a
+ * safety limit of 10,000,000 keys, and a full shard evicts, of a sample of
+ * 16 nodes at the sweep cursor, the one that becomes idle the soonest (the
+ * key whose loss changes the fewest decisions).
  */
 #include <limits.h>
 #include <pthread.h>
@@ -34,15 +45,18 @@
 #define DEFAULT_SHARDS 64
 #define MAX_SHARDS 1024
 #define MIN_BUCKETS 16
-#define MAX_LOAD 2        /* keys per bucket before the table doubles */
+#define MAX_LOAD 1        /* keys per bucket before the table doubles */
 #define REHASH_BUCKETS 4  /* non-empty buckets moved per operation */
-#define SWEEP_NODES 2     /* LRU nodes checked per operation */
+#define SWEEP_INSERT 2    /* nodes the sweep checks after an operation added a key, */
+#define SWEEP_EVERY 4     /* one node every 4th of the other operations, */
+#define SWEEP_SCAN 32     /* visiting at most this many buckets */
+#define EVICT_SAMPLE 16   /* nodes compared by an eviction without max_keys... */
+#define EVICT_SCAN 64     /* ...visiting at most this many buckets per table */
 #define IDLE_UNIT_MS 1024 /* idle_at resolution; rounded up, so never early */
 
 typedef struct mnode mnode;
 struct mnode {
     mnode *hnext;         /* next node in the hash bucket */
-    mnode *newer, *older; /* LRU neighbours; the shard's head is the newest */
     uint32_t sig;         /* limit-set signature; low 3 bits are nlimits - 1 */
     uint32_t idle_at;     /* ceil(ms / IDLE_UNIT_MS) at which every cell is idle */
     sluice__cell cells[]; /* nlimits cells, then the tail (see node_tail) */
@@ -51,15 +65,24 @@ struct mnode {
  * length (unaligned), key bytes (not NUL-terminated). */
 #define TAIL_BYTES 3
 
+/* Exact LRU neighbours (max_keys given), stored just before their node, so a
+ * store without a bound pays neither the 16 bytes nor the neighbour misses. */
+typedef struct lru_links {
+    mnode *newer, *older;
+} lru_links;
+
 typedef struct shard {
     pthread_mutex_t mu;
     mnode **tab[2];    /* tab[1] non-NULL while rehashing tab[0] into it */
     size_t mask[2];    /* bucket count - 1 */
     size_t rehash_idx; /* buckets of tab[0] below this are moved */
-    mnode *head, *tail;
-    mnode *cursor; /* next node the sweep checks; NULL: start at tail */
+    size_t cursor;     /* bucket of tab[0] the sweep checks next */
     size_t count;
-    size_t cap; /* this shard's part of max_keys */
+    size_t cap;         /* this shard's part of max_keys */
+    size_t added;       /* keys ever added: tells the sweep an operation added one */
+    unsigned tick;      /* operations, for the sweep of the others */
+    mnode *head, *tail; /* exact LRU only: newest and oldest */
+    bool lru;           /* max_keys was given: keep the exact LRU list */
 } shard;
 
 /* A shard padded to whole cache lines so neighbouring locks do not share one. */
@@ -122,14 +145,28 @@ static const char *node_key(mnode *nd)
     return (const char *)node_tail(nd) + TAIL_BYTES;
 }
 
-static mnode *node_new(uint32_t sig, unsigned logmask, const char *key, size_t key_len)
+static lru_links *node_links(mnode *nd)
+{
+    return (lru_links *)(void *)nd - 1;
+}
+
+/* Bytes allocated before the node: its LRU links when the shard keeps them. */
+static size_t node_prefix(const shard *s)
+{
+    return s->lru ? sizeof(lru_links) : 0;
+}
+
+static mnode *node_new(const shard *s, uint32_t sig, unsigned logmask, const char *key,
+                       size_t key_len)
 {
     int n = (int)(sig & 7) + 1;
-    size_t size = sizeof(mnode) + (size_t)n * sizeof(sluice__cell) + TAIL_BYTES + key_len;
-    mnode *nd = sluice__malloc(size);
-    if (!nd)
+    size_t pre = node_prefix(s);
+    size_t head = sizeof(mnode) + (size_t)n * sizeof(sluice__cell);
+    unsigned char *raw = sluice__malloc(pre + head + TAIL_BYTES + key_len);
+    if (!raw)
         return NULL;
-    memset(nd, 0, sizeof(mnode) + (size_t)n * sizeof(sluice__cell));
+    memset(raw, 0, pre + head);
+    mnode *nd = (mnode *)(void *)(raw + pre);
     nd->sig = sig;
     unsigned char *t = node_tail(nd);
     uint16_t kl = (uint16_t)key_len;
@@ -144,14 +181,14 @@ static mnode *node_new(uint32_t sig, unsigned logmask, const char *key, size_t k
 static const sluice_limit log_limit = {.algorithm = SLUICE_SLIDING_LOG};
 
 /* Frees what the cells own (sliding logs) and the node. */
-static void node_free(mnode *nd)
+static void node_free(const shard *s, mnode *nd)
 {
     unsigned mask = node_logmask(nd);
     for (int i = 0; i < node_nlimits(nd); i++) {
         if (mask & (1u << i))
             sluice__algo_release(&log_limit, &nd->cells[i]);
     }
-    sluice__free(nd);
+    sluice__free((unsigned char *)nd - node_prefix(s));
 }
 
 static uint32_t idle_encode(int64_t at_ms)
@@ -168,6 +205,34 @@ static bool node_idle(const mnode *nd, int64_t now)
     if (now < 0 || nd->idle_at == UINT32_MAX)
         return false;
     return now >= (int64_t)nd->idle_at * IDLE_UNIT_MS;
+}
+
+/* ---- exact LRU (max_keys given) ------------------------------------------ */
+
+static void lru_unlink(shard *s, mnode *nd)
+{
+    lru_links *l = node_links(nd);
+    if (l->newer)
+        node_links(l->newer)->older = l->older;
+    else
+        s->head = l->older;
+    if (l->older)
+        node_links(l->older)->newer = l->newer;
+    else
+        s->tail = l->newer;
+    l->newer = l->older = NULL;
+}
+
+static void lru_push_head(shard *s, mnode *nd)
+{
+    lru_links *l = node_links(nd);
+    l->newer = NULL;
+    l->older = s->head;
+    if (s->head)
+        node_links(s->head)->newer = nd;
+    else
+        s->tail = nd;
+    s->head = nd;
 }
 
 /* ---- the hash table of a shard ------------------------------------------- */
@@ -203,6 +268,25 @@ static void table_insert(shard *s, uint64_t h, mnode *nd)
     *b = nd;
 }
 
+/* Unlinks nd (found through the link *pp) from table and LRU and frees it. */
+static void node_remove_at(shard *s, mnode **pp)
+{
+    mnode *nd = *pp;
+    *pp = nd->hnext;
+    if (s->lru)
+        lru_unlink(s, nd);
+    s->count--;
+    node_free(s, nd);
+}
+
+static void node_remove(shard *s, mnode *nd)
+{
+    mnode **pp =
+        table_find(s, key_hash(node_key(nd), node_keylen(nd)), node_key(nd), node_keylen(nd));
+    if (pp)
+        node_remove_at(s, pp);
+}
+
 /* Starts moving into a table of nbuckets (a power of two); false on ENOMEM,
  * which only means the table keeps its size for now. */
 static bool rehash_start(shard *s, size_t nbuckets)
@@ -213,6 +297,7 @@ static bool rehash_start(shard *s, size_t nbuckets)
     if (!s->tab[0]) {
         s->tab[0] = t;
         s->mask[0] = nbuckets - 1;
+        s->cursor = 0;
         return true;
     }
     s->tab[1] = t;
@@ -222,43 +307,55 @@ static bool rehash_start(shard *s, size_t nbuckets)
 }
 
 /* Moves up to REHASH_BUCKETS non-empty buckets (visiting at most ten times
- * as many empty ones) from tab[0] to tab[1]; finishes the rehash at the end. */
-static void rehash_step(shard *s)
+ * as many empty ones) from tab[0] to tab[1], freeing the idle nodes it meets
+ * (so the rehash also sweeps); finishes the rehash at the end. */
+static void rehash_step(shard *s, int64_t now)
 {
     if (!s->tab[1])
         return;
     int moved = 0, empty = 0;
     while (s->rehash_idx <= s->mask[0] && moved < REHASH_BUCKETS && empty < 10 * REHASH_BUCKETS) {
-        mnode *nd = s->tab[0][s->rehash_idx];
-        if (!nd) {
+        mnode **b0 = &s->tab[0][s->rehash_idx];
+        if (!*b0) {
             empty++;
         } else {
-            while (nd) {
-                mnode *next = nd->hnext;
+            while (*b0) {
+                mnode *nd = *b0;
+                if (node_idle(nd, now)) {
+                    node_remove_at(s, b0);
+                    continue;
+                }
+                *b0 = nd->hnext;
                 uint64_t h = key_hash(node_key(nd), node_keylen(nd));
                 mnode **b = &s->tab[1][h & s->mask[1]];
                 nd->hnext = *b;
                 *b = nd;
-                nd = next;
             }
-            s->tab[0][s->rehash_idx] = NULL;
             moved++;
         }
         s->rehash_idx++;
     }
-    if (s->rehash_idx > s->mask[0]) {
+    if (s->rehash_idx <= s->mask[0]) {
+        /* prefetch the next heads to move, as sweep() does */
+        for (size_t b = s->rehash_idx, v = 0; b <= s->mask[0] && v < 4 * REHASH_BUCKETS; b++, v++)
+            if (s->tab[0][b])
+                __builtin_prefetch(s->tab[0][b]);
+        return;
+    }
+    {
         sluice__free(s->tab[0]);
         s->tab[0] = s->tab[1];
         s->mask[0] = s->mask[1];
         s->tab[1] = NULL;
         s->mask[1] = 0;
         s->rehash_idx = 0;
+        s->cursor = 0; /* the rehash checked every old node: a new pass starts */
     }
 }
 
 /* Grows past MAX_LOAD keys per bucket, shrinks below 1/8; never while a
- * rehash runs.  A load of 2 costs 4..8 bytes of bucket array per key where
- * a load of 1 costs 8..16, for chains of 1..2 nodes on average. */
+ * rehash runs.  A load of 0.5..1 costs 8..16 bytes of bucket array per key,
+ * for chains of 1.25..1.5 nodes on average on a hit. */
 static void table_resize_check(shard *s)
 {
     if (s->tab[1] || !s->tab[0])
@@ -270,63 +367,75 @@ static void table_resize_check(shard *s)
         rehash_start(s, n / 2);
 }
 
-/* ---- LRU ----------------------------------------------------------------- */
-
-static void lru_unlink(shard *s, mnode *nd)
+/*
+ * Checks the nodes of the buckets at the cursor, at least `nodes` of them
+ * unless SWEEP_SCAN buckets are empty, and frees the idle ones.  The cursor
+ * walks tab[0] round and round.  An operation that added a key checks
+ * SWEEP_INSERT nodes, so the sweep outpaces the growth it has to undo, and
+ * every SWEEP_EVERY-th other operation one node, so idle keys are freed
+ * even when no key is added, without a cache miss on most hits: a node is
+ * checked within SWEEP_EVERY * (count + buckets / SWEEP_SCAN) operations on
+ * its shard.  Paused while a rehash runs (which checks every node it moves).
+ * Ends by prefetching the nodes it will check next, so those cache misses
+ * overlap with other work before this shard's next operation.
+ */
+static void sweep(shard *s, int64_t now, int nodes)
 {
-    if (s->cursor == nd)
-        s->cursor = nd->newer;
-    if (nd->newer)
-        nd->newer->older = nd->older;
-    else
-        s->head = nd->older;
-    if (nd->older)
-        nd->older->newer = nd->newer;
-    else
-        s->tail = nd->newer;
-    nd->newer = nd->older = NULL;
-}
-
-static void lru_push_head(shard *s, mnode *nd)
-{
-    nd->newer = NULL;
-    nd->older = s->head;
-    if (s->head)
-        s->head->newer = nd;
-    else
-        s->tail = nd;
-    s->head = nd;
-}
-
-/* Unlinks nd (found through the link *pp) from table and LRU and frees it. */
-static void node_remove_at(shard *s, mnode **pp)
-{
-    mnode *nd = *pp;
-    *pp = nd->hnext;
-    lru_unlink(s, nd);
-    s->count--;
-    node_free(nd);
-}
-
-static void node_remove(shard *s, mnode *nd)
-{
-    mnode **pp =
-        table_find(s, key_hash(node_key(nd), node_keylen(nd)), node_key(nd), node_keylen(nd));
-    if (pp)
-        node_remove_at(s, pp);
-}
-
-/* Checks up to SWEEP_NODES nodes at the cursor, which walks from the LRU
- * tail towards the head and wraps, so every node is seen within
- * count / SWEEP_NODES operations on its shard even when the tail is busy. */
-static void sweep(shard *s, int64_t now)
-{
-    for (int i = 0; i < SWEEP_NODES && s->tail; i++) {
-        mnode *nd = s->cursor ? s->cursor : s->tail;
-        s->cursor = nd->newer;
-        if (node_idle(nd, now))
-            node_remove(s, nd);
+    if (!s->tab[0] || s->tab[1] || nodes <= 0)
+        return;
+    size_t mask = s->mask[0];
+    int checked = 0;
+    for (int v = 0; v < SWEEP_SCAN && checked < nodes; v++) {
+        mnode **pp = &s->tab[0][s->cursor];
+        s->cursor = (s->cursor + 1) & mask;
+        while (*pp) {
+            checked++;
+            if (node_idle(*pp, now))
+                node_remove_at(s, pp);
+            else
+                pp = &(*pp)->hnext;
+        }
     }
+    /* the heads of the next buckets that hold nodes, as many as one sweep checks */
+    size_t b = s->cursor;
+    for (int v = 0, heads = 0; v < SWEEP_SCAN && heads < SWEEP_INSERT; v++) {
+        mnode *next = s->tab[0][b];
+        if (next) {
+            __builtin_prefetch(next);
+            heads++;
+        }
+        b = (b + 1) & mask;
+    }
+}
+
+/*
+ * Makes room in a full shard without max_keys: of up to EVICT_SAMPLE nodes
+ * in the buckets from the cursor on (tab[0], then tab[1] while rehashing;
+ * the whole table only if EVICT_SCAN buckets held none), frees the one whose
+ * idle time comes first.  The cursor moves past the sample, so successive
+ * evictions look at different nodes.
+ */
+static void evict_sampled(shard *s)
+{
+    mnode **best = NULL;
+    int seen = 0;
+    for (int t = 0; t < 2 && seen < EVICT_SAMPLE; t++) {
+        if (!s->tab[t])
+            continue;
+        size_t mask = s->mask[t], b = s->cursor & mask;
+        for (size_t v = 0; v <= mask && seen < EVICT_SAMPLE && (v < EVICT_SCAN || !best); v++) {
+            for (mnode **pp = &s->tab[t][b]; *pp; pp = &(*pp)->hnext) {
+                if (!best || (*pp)->idle_at < (*best)->idle_at)
+                    best = pp;
+                seen++;
+            }
+            b = (b + 1) & mask;
+        }
+        if (t == 0)
+            s->cursor = b;
+    }
+    if (best)
+        node_remove_at(s, best);
 }
 
 /* ---- decisions ----------------------------------------------------------- */
@@ -343,17 +452,20 @@ static uint64_t mix64(uint64_t x)
 
 /* Signature of a limit set: a hash of every parameter with nlimits - 1 in
  * the low 3 bits; logmask gets bit i for a sliding-log limit i.  Not keyed:
- * it only tells a changed rule from the same one, and which cells own
- * memory is recorded exactly in the log mask, not trusted to the hash. */
+ * it only tells a changed rule from the same one (each field goes through
+ * its own odd multiplier, a bijection, so changing one field always changes
+ * the word that is mixed), and which cells own memory is recorded exactly in
+ * the log mask, not trusted to the hash. */
 static uint32_t limits_sig(const sluice_limit *limits, int n, unsigned *logmask)
 {
     uint64_t h = (uint64_t)n;
     *logmask = 0;
     for (int i = 0; i < n; i++) {
-        h = mix64(h ^ (uint64_t)limits[i].algorithm);
-        h = mix64(h ^ (uint64_t)limits[i].limit);
-        h = mix64(h ^ (uint64_t)limits[i].window_ms);
-        h = mix64(h ^ (uint64_t)limits[i].burst);
+        uint64_t w = (uint64_t)limits[i].algorithm * 0x9e3779b97f4a7c15ULL ^
+                     (uint64_t)limits[i].limit * 0xc2b2ae3d27d4eb4fULL ^
+                     (uint64_t)limits[i].window_ms * 0x165667b19e3779f9ULL ^
+                     (uint64_t)limits[i].burst * 0xd6e8feb86659fd93ULL;
+        h = mix64(h ^ w);
         if (limits[i].algorithm == SLUICE_SLIDING_LOG)
             *logmask |= 1u << i;
     }
@@ -401,7 +513,7 @@ static void node_settle(shard *s, mnode **pp, const sluice__op *op, int64_t now)
         return;
     }
     nd->idle_at = idle_encode(after > INT64_MAX - now ? INT64_MAX : now + after);
-    if (s->head != nd) {
+    if (s->lru && s->head != nd) {
         lru_unlink(s, nd);
         lru_push_head(s, nd);
     }
@@ -415,21 +527,27 @@ static int decide_new(shard *s, uint64_t h, const sluice__op *op, uint32_t sig, 
         return peek_absent(op, logmask, now, out);
     if (!s->tab[0] && !rehash_start(s, MIN_BUCKETS))
         return SLUICE_ENOMEM;
-    mnode *nd = node_new(sig, logmask, op->key, op->key_len);
+    mnode *nd = node_new(s, sig, logmask, op->key, op->key_len);
     if (!nd)
         return SLUICE_ENOMEM;
     int rc = sluice__decide_cells(op->limits, op->nlimits, nd->cells, now, op->cost, out);
     int64_t after = rc ? 0 : cells_idle_after(op->limits, op->nlimits, nd->cells, now);
     if (after == 0) {
-        node_free(nd); /* denied, or a cost that leaves no trace */
+        node_free(s, nd); /* denied, or a cost that leaves no trace */
         return rc;
     }
     nd->idle_at = idle_encode(after > INT64_MAX - now ? INT64_MAX : now + after);
-    if (s->count >= s->cap && s->tail)
-        node_remove(s, s->tail);
+    if (s->count >= s->cap) {
+        if (s->lru && s->tail)
+            node_remove(s, s->tail);
+        else if (!s->lru)
+            evict_sampled(s);
+    }
     table_insert(s, h, nd);
-    lru_push_head(s, nd);
+    if (s->lru)
+        lru_push_head(s, nd);
     s->count++;
+    s->added++;
     table_resize_check(s);
     return 0;
 }
@@ -447,25 +565,25 @@ static mnode **node_reset(shard *s, mnode **pp, uint32_t sig, unsigned logmask)
         node_tail(old)[0] = (unsigned char)logmask;
         return pp;
     }
-    mnode *nd = node_new(sig, logmask, node_key(old), node_keylen(old));
+    mnode *nd = node_new(s, sig, logmask, node_key(old), node_keylen(old));
     if (!nd)
         return NULL;
     nd->hnext = old->hnext;
     *pp = nd;
-    /* take old's place in the LRU list and under the cursor */
-    nd->newer = old->newer;
-    nd->older = old->older;
-    if (nd->newer)
-        nd->newer->older = nd;
-    else
-        s->head = nd;
-    if (nd->older)
-        nd->older->newer = nd;
-    else
-        s->tail = nd;
-    if (s->cursor == old)
-        s->cursor = nd;
-    node_free(old);
+    if (s->lru) { /* take old's place in the LRU list */
+        lru_links *l = node_links(nd), *o = node_links(old);
+        l->newer = o->newer;
+        l->older = o->older;
+        if (l->newer)
+            node_links(l->newer)->older = nd;
+        else
+            s->head = nd;
+        if (l->older)
+            node_links(l->older)->newer = nd;
+        else
+            s->tail = nd;
+    }
+    node_free(s, old);
     return pp;
 }
 
@@ -490,12 +608,10 @@ static int mem_decide(void *impl, const sluice__op *op, sluice_decision *out, sl
     shard *s = shard_at(m, m->shard_shift >= 64 ? 0 : (int)(h >> m->shard_shift));
 
     pthread_mutex_lock(&s->mu);
-    /* Start the cache misses of the sweep's node and of the key's bucket
-     * together instead of one after the other. */
-    __builtin_prefetch(s->cursor ? s->cursor : s->tail);
     if (s->tab[0])
         __builtin_prefetch(&s->tab[0][h & s->mask[0]]);
-    rehash_step(s);
+    rehash_step(s, now);
+    size_t added = s->added;
     int rc;
     mnode **pp = table_find(s, h, op->key, op->key_len);
     if (!pp) {
@@ -508,7 +624,7 @@ static int mem_decide(void *impl, const sluice__op *op, sluice_decision *out, sl
         if (rc == 0)
             node_settle(s, pp, op, now);
     }
-    sweep(s, now);
+    sweep(s, now, s->added != added ? SWEEP_INSERT : ++s->tick % SWEEP_EVERY == 0);
     table_resize_check(s);
     pthread_mutex_unlock(&s->mu);
     if (rc == SLUICE_ENOMEM)
@@ -553,10 +669,12 @@ static int check_params(const sluice__url *url, sluice_error *err)
     return 0;
 }
 
-int sluice__memory_open(sluice__memstore **out, const sluice__url *url, sluice_error *err)
+static int memory_open(sluice__memstore **out, const sluice__url *url,
+                       unsigned long long default_cap, sluice_error *err)
 {
     *out = NULL;
-    unsigned long long max_keys = DEFAULT_MAX_KEYS, nshards = DEFAULT_SHARDS;
+    unsigned long long max_keys = default_cap, nshards = DEFAULT_SHARDS;
+    bool exact_lru = false;
     char buf[32];
     if (url) {
         int rc = check_params(url, err);
@@ -567,6 +685,7 @@ int sluice__memory_open(sluice__memstore **out, const sluice__url *url, sluice_e
              parse_count(buf, 1, MAX_MAX_KEYS, &max_keys) != 0))
             return mem_error(err, SLUICE_EURL,
                              "store URL: max_keys must be a whole number in 1..%llu", MAX_MAX_KEYS);
+        exact_lru = url->query && strstr(url->query, "max_keys") != NULL;
         if (url->query && strstr(url->query, "shards") &&
             (sluice__url_param(url, "shards", buf, sizeof(buf)) != 0 ||
              parse_count(buf, 1, MAX_SHARDS, &nshards) != 0 || (nshards & (nshards - 1))))
@@ -597,10 +716,26 @@ int sluice__memory_open(sluice__memstore **out, const sluice__url *url, sluice_e
         shard *s = shard_at(m, i);
         pthread_mutex_init(&s->mu, NULL);
         s->cap = (size_t)(max_keys / nshards) + ((unsigned long long)i < max_keys % nshards);
+        s->lru = exact_lru;
     }
     (void)sluice__hash_key(); /* draw the key now, not in the first decision */
     *out = m;
     return 0;
+}
+
+int sluice__memory_open(sluice__memstore **out, const sluice__url *url, sluice_error *err)
+{
+    return memory_open(out, url, DEFAULT_MAX_KEYS, err);
+}
+
+int sluice__memory_open_capped(sluice__memstore **out, const sluice__url *url,
+                               unsigned long long cap, sluice_error *err)
+{
+    if (cap < 1 || cap > MAX_MAX_KEYS) {
+        *out = NULL;
+        return mem_error(err, SLUICE_EINVAL, "memory store: bound out of 1..%llu", MAX_MAX_KEYS);
+    }
+    return memory_open(out, url, cap, err);
 }
 
 void sluice__memory_close(sluice__memstore *m)
@@ -609,10 +744,14 @@ void sluice__memory_close(sluice__memstore *m)
         return;
     for (int i = 0; i < m->nshards; i++) {
         shard *s = shard_at(m, i);
-        for (mnode *nd = s->head; nd;) {
-            mnode *next = nd->older;
-            node_free(nd);
-            nd = next;
+        for (int t = 0; t < 2; t++) {
+            for (size_t b = 0; s->tab[t] && b <= s->mask[t]; b++) {
+                for (mnode *nd = s->tab[t][b]; nd;) {
+                    mnode *next = nd->hnext;
+                    node_free(s, nd);
+                    nd = next;
+                }
+            }
         }
         sluice__free(s->tab[0]);
         sluice__free(s->tab[1]);

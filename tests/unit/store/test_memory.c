@@ -164,7 +164,12 @@ static void test_idle_dropped(void)
     sluice__memory_close(m);
 }
 
-/* The sweep frees idle keys no one asks about again, and none too early. */
+/*
+ * The sweep frees idle keys no one asks about again, none too early, and
+ * with bounded work per operation: an operation that adds no key checks one
+ * node every SWEEP_EVERY (4) operations, so every node is checked within
+ * 4 * (keys + buckets / 32) of them; one that adds a key checks two nodes.
+ */
 static void test_sweep(void)
 {
     sluice__memstore *m = open_mem("memory://?shards=1");
@@ -177,41 +182,59 @@ static void test_sweep(void)
         ASSERT_EQ(decide(m, key, &fw, 1, 1, 0, &d), 0);
     }
     ASSERT_EQ(sluice__memory_keys(m), 100);
-    /* in their window: 200 operations on another key free nothing */
-    for (int i = 0; i < 200; i++)
+    /* in their window: 600 operations on another key free nothing */
+    for (int i = 0; i < 600; i++)
         ASSERT_EQ(decide(m, "busy", &hour, 1, 1, 999, &d), 0);
     ASSERT_EQ(sluice__memory_keys(m), 101);
-    /* later, 2 nodes per operation: 50 operations free the 100 */
-    for (int i = 0; i < 49; i++)
+    /* later: 40 operations run 10 sweeps of a few nodes each, not a pass */
+    for (int i = 0; i < 40; i++)
         ASSERT_EQ(decide(m, "busy", &hour, 1, 1, 3000, &d), 0);
-    ASSERT(sluice__memory_keys(m) > 1);
-    for (int i = 0; i < 2; i++)
+    ASSERT(sluice__memory_keys(m) > 50);
+    /* 101 keys in 128 buckets: 4 * (101 + 4) operations free the 100 */
+    for (int i = 0; i < 4 * (101 + 4); i++)
         ASSERT_EQ(decide(m, "busy", &hour, 1, 1, 3000, &d), 0);
     ASSERT_EQ(sluice__memory_keys(m), 1);
     /* the freed keys start fresh */
     ASSERT_EQ(decide(m, "old:7", &fw, 1, 0, 3000, &d), 0);
     ASSERT_EQ(d.remaining, 10);
+
+    /* operations that add keys sweep faster: 50 idle keys are gone after 60
+     * new keys (2 nodes checked each, or a rehash, which checks them all) */
+    for (int i = 0; i < 50; i++) {
+        snprintf(key, sizeof(key), "old2:%d", i);
+        ASSERT_EQ(decide(m, key, &fw, 1, 1, 4000, &d), 0);
+    }
+    ASSERT_EQ(sluice__memory_keys(m), 51);
+    for (int i = 0; i < 60; i++) {
+        snprintf(key, sizeof(key), "new:%d", i);
+        ASSERT_EQ(decide(m, key, &hour, 1, 1, 6000, &d), 0);
+    }
+    ASSERT_EQ(sluice__memory_keys(m), 61);
     sluice__memory_close(m);
 }
 
-/* The sweep also gets past a busy tail to idle nodes behind it. */
-static void test_sweep_past_busy_tail(void)
+/* The sweep gets past busy nodes to the idle ones among them, also when
+ * the operations are peeks on absent keys. */
+static void test_sweep_past_busy(void)
 {
     sluice__memstore *m = open_mem("memory://?shards=1");
     const sluice_limit fw = {SLUICE_FIXED_WINDOW, 10, 1000, 0};
     const sluice_limit day = {SLUICE_FIXED_WINDOW, 10, 86400000, 0};
     sluice_decision d;
-    ASSERT_EQ(decide(m, "tail:a", &day, 1, 1, 0, &d), 0);
-    ASSERT_EQ(decide(m, "tail:b", &day, 1, 1, 0, &d), 0);
+    ASSERT_EQ(decide(m, "busy:a", &day, 1, 1, 0, &d), 0);
+    ASSERT_EQ(decide(m, "busy:b", &day, 1, 1, 0, &d), 0);
     char key[32];
     for (int i = 0; i < 20; i++) {
         snprintf(key, sizeof(key), "k:%d", i);
         ASSERT_EQ(decide(m, key, &fw, 1, 1, 0, &d), 0);
     }
     ASSERT_EQ(sluice__memory_keys(m), 22);
-    for (int i = 0; i < 12; i++) /* peeks on absent keys still sweep */
+    /* 22 keys in 32 buckets: within 4 * (22 + 1) operations */
+    for (int i = 0; i < 4 * (22 + 1); i++)
         ASSERT_EQ(decide(m, "nobody", &fw, 1, 0, 5000, &d), 0);
     ASSERT_EQ(sluice__memory_keys(m), 2);
+    ASSERT_EQ(decide(m, "busy:a", &day, 1, 0, 5000, &d), 0);
+    ASSERT_EQ(d.remaining, 9);
     sluice__memory_close(m);
 }
 
@@ -258,6 +281,49 @@ static void test_evict_lru(void)
     }
     ASSERT(sluice__memory_keys(m) <= 5000);
     ASSERT(sluice__memory_keys(m) >= 4900);
+    sluice__memory_close(m);
+}
+
+/*
+ * Without max_keys there is no recency order: the store is bounded (1e7
+ * keys; lowered here through sluice__memory_open_capped) and a full shard
+ * evicts, of a sample of 16 keys, the one that becomes idle the soonest.
+ * Half the keys here are idle at 2 s, half in a day; making room for 500
+ * more must take the short-lived ones, whose loss changes the least.
+ */
+static void test_evict_sampled(void)
+{
+    sluice__memstore *m = NULL;
+    sluice_error err;
+    ASSERT_EQ(sluice__memory_open_capped(&m, NULL, 0, &err), SLUICE_EINVAL);
+    ASSERT_EQ(sluice__memory_open_capped(&m, NULL, 2000, &err), 0);
+    const sluice_limit brief = {SLUICE_FIXED_WINDOW, 10, 2000, 0};
+    const sluice_limit day = {SLUICE_FIXED_WINDOW, 10, 86400000, 0};
+    sluice_decision d;
+    char key[32];
+    for (int i = 0; i < 2000; i++) {
+        snprintf(key, sizeof(key), "%s:%d", i % 2 ? "day" : "brief", i / 2);
+        ASSERT_EQ(decide(m, key, i % 2 ? &day : &brief, 1, 1, 0, &d), 0);
+    }
+    ASSERT_EQ(sluice__memory_keys(m), 2000);
+    for (int i = 0; i < 500; i++) {
+        snprintf(key, sizeof(key), "late:%d", i);
+        ASSERT_EQ(decide(m, key, &day, 1, 1, 100, &d), 0);
+        ASSERT(sluice__memory_keys(m) <= 2000);
+    }
+    int day_kept = 0, brief_kept = 0;
+    for (int i = 0; i < 1000; i++) {
+        snprintf(key, sizeof(key), "day:%d", i);
+        ASSERT_EQ(decide(m, key, &day, 1, 0, 200, &d), 0);
+        day_kept += d.remaining == 9;
+        snprintf(key, sizeof(key), "brief:%d", i);
+        ASSERT_EQ(decide(m, key, &brief, 1, 0, 200, &d), 0);
+        brief_kept += d.remaining == 9;
+    }
+    /* a sample of 16 holds no short-lived key with odds (3/4)^16 = 1% */
+    ASSERT(day_kept >= 980);
+    ASSERT(brief_kept <= 520);
+    ASSERT_EQ(sluice__memory_keys(m), 2000); /* peeks add nothing */
     sluice__memory_close(m);
 }
 
@@ -480,8 +546,9 @@ int main(void)
     RUN(test_matches_direct);
     RUN(test_idle_dropped);
     RUN(test_sweep);
-    RUN(test_sweep_past_busy_tail);
+    RUN(test_sweep_past_busy);
     RUN(test_evict_lru);
+    RUN(test_evict_sampled);
     RUN(test_multi_limit);
     RUN(test_signature_change);
     RUN(test_rehash);
