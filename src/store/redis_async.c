@@ -23,6 +23,7 @@
  * Everything here runs on the loop's thread; nothing blocks.
  */
 #include <event2/event.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -38,7 +39,7 @@ typedef struct aconn aconn;
 typedef struct areq {
     struct areq *prev, *next; /* in conn->reqs while not finished */
     aconn *conn;
-    struct event *timer;
+    struct event *timer; /* the deadline, in this allocation's tail */
     sluice__store_cb cb;
     void *arg;
     bool finished; /* cb has run */
@@ -49,6 +50,7 @@ typedef struct areq {
     sluice__op op;
     sluice_limit limits[SLUICE_MAX_LIMITS];
     char key[SLUICE_STORE_KEY_MAX + 1];
+    _Alignas(max_align_t) unsigned char ev[]; /* event_get_struct_event_size() bytes */
 } areq;
 
 struct aconn {
@@ -59,6 +61,9 @@ struct aconn {
     uint64_t gen; /* address generation of ac */
     struct event *retry_timer;
     struct event *connect_timer;
+    /* timeout_ms as a libevent common timeout: every request has the same
+     * one, so their timers sit in a FIFO queue instead of the heap */
+    const struct timeval *deadline_tv;
     int backoff_ms;
     bool loading;     /* a SCRIPT LOAD after NOSCRIPT is in flight */
     uint64_t replies; /* replies received on this connection */
@@ -73,8 +78,6 @@ static void conn_connect(aconn *c);
 
 static void req_free(areq *q)
 {
-    if (q->timer)
-        event_free(q->timer);
     sluice__free(q);
 }
 
@@ -341,14 +344,13 @@ int sluice__redis_decide_async(void *conn, const sluice__op *op, sluice__store_c
         cb(SLUICE_ESTORE, NULL, arg);
         return 0;
     }
-    areq *q = sluice__calloc(1, sizeof(*q));
+    /* one allocation: the request and its timer (libevent's size, ABI-safe) */
+    areq *q = sluice__malloc(sizeof(*q) + event_get_struct_event_size());
     if (!q)
         return SLUICE_ENOMEM;
-    q->timer = evtimer_new(c->base, on_deadline, q);
-    if (!q->timer) {
-        sluice__free(q);
-        return SLUICE_ENOMEM;
-    }
+    memset(q, 0, sizeof(*q));
+    q->timer = (struct event *)q->ev;
+    evtimer_assign(q->timer, c->base, on_deadline, q);
     q->conn = c;
     q->cb = cb;
     q->arg = arg;
@@ -367,9 +369,7 @@ int sluice__redis_decide_async(void *conn, const sluice__op *op, sluice__store_c
     if (c->reqs)
         c->reqs->prev = q;
     c->reqs = q;
-    int ms = c->r->timeout_ms;
-    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
-    evtimer_add(q->timer, &tv);
+    evtimer_add(q->timer, c->deadline_tv);
     return 0;
 }
 
@@ -383,7 +383,9 @@ int sluice__redis_attach(void *impl, struct event_base *base, void **conn, sluic
     c->base = base;
     c->retry_timer = evtimer_new(base, on_retry_timer, c);
     c->connect_timer = evtimer_new(base, on_connect_timeout, c);
-    if (!c->retry_timer || !c->connect_timer) {
+    struct timeval tv = {c->r->timeout_ms / 1000, (c->r->timeout_ms % 1000) * 1000};
+    c->deadline_tv = event_base_init_common_timeout(base, &tv);
+    if (!c->retry_timer || !c->connect_timer || !c->deadline_tv) {
         sluice__redis_detach(c);
         return sluice__redis_error(err, SLUICE_ENOMEM, "out of memory", NULL);
     }

@@ -17,8 +17,8 @@
  *   test_redis hammer URL SPEC N INFLIGHT KEY [DURATION_MS]
  * makes N decisions (or as many as fit in DURATION_MS) of cost 1 with the
  * server's time on KEY, INFLIGHT in flight on the async path (0: the
- * blocking path, -T: T threads on the blocking path), and prints "allowed=A denied=D errors=E max_us=M
- * tail_ok=T done=N" (tail_ok: successes after the last error); SPEC is
+ * blocking path, -T: T threads on the blocking path), and prints "allowed=A denied=D errors=E
+ * max_us=M tail_ok=T done=N" (tail_ok: successes after the last error); SPEC is
  * "alg:limit:window_ms:burst[,alg:...]" with alg a number (sluice.h).
  *   test_redis peek URL SPEC KEY    prints each limit's remaining.
  */
