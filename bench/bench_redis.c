@@ -137,6 +137,7 @@ int main(int argc, char **argv)
     b.rate = strtoll(argv[2], NULL, 10);
     int64_t dur_ms = strtoll(argv[3], NULL, 10);
     b.inflight_max = argc > 4 ? strtoll(argv[4], NULL, 10) : 64;
+    long tick_us = getenv("BENCH_TICK_US") ? strtol(getenv("BENCH_TICK_US"), NULL, 10) : 1000;
     b.rng = 0x9e3779b97f4a7c15ULL;
     b.cap = 20000000;
     b.lat_us = malloc(b.cap * sizeof(int64_t));
@@ -147,7 +148,11 @@ int main(int argc, char **argv)
         fprintf(stderr, "bench_redis: %s\n", err.msg);
         return 1;
     }
-    b.base = event_base_new();
+    /* a precise (timerfd) clock, so the open loop can tick below 1 ms (BENCH_TICK_US) */
+    struct event_config *ec = event_config_new();
+    event_config_set_flag(ec, EVENT_BASE_FLAG_PRECISE_TIMER);
+    b.base = event_base_new_with_config(ec);
+    event_config_free(ec);
     if (sluice_async_new(&b.a, st, b.base, &err) != 0) {
         fprintf(stderr, "bench_redis: %s\n", err.msg);
         return 1;
@@ -169,7 +174,7 @@ int main(int argc, char **argv)
             send_one(&b);
     } else {
         b.tick = event_new(b.base, -1, EV_PERSIST, on_tick, &b);
-        struct timeval tv = {0, 1000};
+        struct timeval tv = {0, tick_us};
         event_add(b.tick, &tv);
     }
     event_base_dispatch(b.base);
