@@ -28,6 +28,7 @@
 #include <limits.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -83,6 +84,10 @@ typedef struct shard {
     unsigned tick;      /* operations, for the sweep of the others */
     mnode *head, *tail; /* exact LRU only: newest and oldest */
     bool lru;           /* max_keys was given: keep the exact LRU list */
+    /* Copies of tab[0] and mask[0], written under the lock, read without it
+     * only to prefetch a key's bucket before the lock is taken. */
+    _Atomic uintptr_t hint_tab;
+    _Atomic size_t hint_mask;
 } shard;
 
 /* A shard padded to whole cache lines so neighbouring locks do not share one. */
@@ -287,6 +292,13 @@ static void node_remove(shard *s, mnode *nd)
         node_remove_at(s, pp);
 }
 
+/* Publishes tab[0] for the prefetch in mem_decide(). */
+static void table_hint(shard *s)
+{
+    atomic_store_explicit(&s->hint_tab, (uintptr_t)s->tab[0], memory_order_relaxed);
+    atomic_store_explicit(&s->hint_mask, s->mask[0], memory_order_relaxed);
+}
+
 /* Starts moving into a table of nbuckets (a power of two); false on ENOMEM,
  * which only means the table keeps its size for now. */
 static bool rehash_start(shard *s, size_t nbuckets)
@@ -298,6 +310,7 @@ static bool rehash_start(shard *s, size_t nbuckets)
         s->tab[0] = t;
         s->mask[0] = nbuckets - 1;
         s->cursor = 0;
+        table_hint(s);
         return true;
     }
     s->tab[1] = t;
@@ -350,6 +363,7 @@ static void rehash_step(shard *s, int64_t now)
         s->mask[1] = 0;
         s->rehash_idx = 0;
         s->cursor = 0; /* the rehash checked every old node: a new pass starts */
+        table_hint(s);
     }
 }
 
@@ -599,17 +613,22 @@ static int mem_decide(void *impl, const sluice__op *op, sluice_decision *out, sl
     if (op->cost < 0 || op->cost > SLUICE_COST_MAX)
         return mem_error(err, SLUICE_EINVAL, "memory store: cost out of 0..%lld",
                          (long long)SLUICE_COST_MAX);
+    uint64_t h = key_hash(op->key, op->key_len);
+    shard *s = shard_at(m, m->shard_shift >= 64 ? 0 : (int)(h >> m->shard_shift));
+    /* Start loading the key's bucket now, so the miss overlaps with the
+     * clock, the signature and the lock.  The hint may be stale (a table
+     * being replaced): a prefetch of any address is harmless. */
+    uintptr_t hint = atomic_load_explicit(&s->hint_tab, memory_order_relaxed);
+    size_t hint_mask = atomic_load_explicit(&s->hint_mask, memory_order_relaxed);
+    if (hint)
+        __builtin_prefetch((const void *)(hint + (h & hint_mask) * sizeof(mnode *)));
     int64_t now = op->now_ms == SLUICE_NOW ? sluice__clock_now_ms() : op->now_ms;
     if (now < 0)
         return mem_error(err, SLUICE_EINVAL, "memory store: now_ms is negative");
     unsigned logmask;
     uint32_t sig = limits_sig(op->limits, op->nlimits, &logmask);
-    uint64_t h = key_hash(op->key, op->key_len);
-    shard *s = shard_at(m, m->shard_shift >= 64 ? 0 : (int)(h >> m->shard_shift));
 
     pthread_mutex_lock(&s->mu);
-    if (s->tab[0])
-        __builtin_prefetch(&s->tab[0][h & s->mask[0]]);
     rehash_step(s, now);
     size_t added = s->added;
     int rc;
@@ -715,6 +734,8 @@ static int memory_open(sluice__memstore **out, const sluice__url *url,
     for (int i = 0; i < m->nshards; i++) {
         shard *s = shard_at(m, i);
         pthread_mutex_init(&s->mu, NULL);
+        atomic_init(&s->hint_tab, 0);
+        atomic_init(&s->hint_mask, 0);
         s->cap = (size_t)(max_keys / nshards) + ((unsigned long long)i < max_keys % nshards);
         s->lru = exact_lru;
     }

@@ -4,7 +4,8 @@
  * hammering a few shared keys admit exactly the limit in total, for every
  * algorithm, with an explicit time, with the store's clock, and with both
  * mixed; and churn over many keys (creation, idle frees, sweep, eviction,
- * rehash) keeps the bound and never corrupts.  Also run under TSan.
+ * rehash) keeps the bound and never corrupts, with max_keys (exact LRU) and
+ * without (sampled eviction at the safety bound).  Also run under TSan.
  */
 #include <pthread.h>
 
@@ -110,7 +111,7 @@ static void test_shared_mixed(void)
 
 /* ---- churn ---------------------------------------------------------------- */
 
-#define CHURN_MAX_KEYS 3000
+#define CHURN_MAX_KEYS 1000 /* below the ~2000 keys the churn keeps busy: it evicts */
 static _Atomic int64_t churn_clock = 1000000;
 
 static void *churn(void *arg)
@@ -149,14 +150,19 @@ static void *churn(void *arg)
     return NULL;
 }
 
-static void test_churn(void)
+/* sampled: without max_keys, the safety bound (lowered to CHURN_MAX_KEYS
+ * here) with its sampled eviction and no LRU list */
+static void run_churn(bool sampled)
 {
     sluice__url u;
     sluice_error err;
     char url[64];
     snprintf(url, sizeof(url), "memory://?max_keys=%d&shards=4", CHURN_MAX_KEYS);
-    ASSERT_EQ(sluice__url_parse(&u, url, &err), 0);
-    ASSERT_EQ(sluice__memory_open(&store, &u, &err), 0);
+    ASSERT_EQ(sluice__url_parse(&u, sampled ? "memory://?shards=4" : url, &err), 0);
+    if (sampled)
+        ASSERT_EQ(sluice__memory_open_capped(&store, &u, CHURN_MAX_KEYS, &err), 0);
+    else
+        ASSERT_EQ(sluice__memory_open(&store, &u, &err), 0);
     sluice__url_free(&u);
     pthread_t th[NTHREADS];
     worker w[NTHREADS];
@@ -176,11 +182,22 @@ static void test_churn(void)
     sluice__memory_close(store);
 }
 
+static void test_churn(void)
+{
+    run_churn(false);
+}
+
+static void test_churn_sampled(void)
+{
+    run_churn(true);
+}
+
 int main(void)
 {
     RUN(test_shared_explicit);
     RUN(test_shared_store_clock);
     RUN(test_shared_mixed);
     RUN(test_churn);
+    RUN(test_churn_sampled);
     return test_done();
 }
