@@ -147,6 +147,10 @@ static void on_input(struct evbuffer *buf, const struct evbuffer_cb_info *info, 
         c->fd = bufferevent_getfd(c->bev);
         if (c->fd >= 0 && c->fd < fdmap_size)
             atomic_store(&fdmap[c->fd], c);
+        /* Replies are whole; never hold one back for Nagle. */
+        int one = 1;
+        if (c->fd >= 0)
+            setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     }
     if (c->rejected) {
         conn_kill(c, 503, "Service Unavailable", "too_many_connections",

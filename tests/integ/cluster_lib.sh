@@ -55,7 +55,7 @@ cluster_node_start() {
   mkdir -p "$CL_DIR/$port"
   redis-server --port "$port" --bind 127.0.0.1 \
      --cluster-enabled yes --cluster-config-file "$CL_DIR/$port/nodes.conf" \
-     --cluster-node-timeout "${CL_NODE_TIMEOUT:-2000}" --save '' --appendonly no \
+     --cluster-node-timeout "${CL_NODE_TIMEOUT:-2000}" --cluster-require-full-coverage "${CL_FULL_COVERAGE:-no}" --save '' --appendonly no \
      --daemonize no --logfile "$CL_DIR/$port/log" --dir "$CL_DIR/$port" \
      </dev/null >/dev/null 2>&1 &
   CL_PIDS+=($!)

@@ -1,0 +1,220 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+# The redis+cluster:// store against a real Redis Cluster built here: six
+# redis-server processes (3 masters + 3 replicas, cluster-node-timeout
+# 2000 ms, cluster-require-full-coverage no) on free loopback ports, created
+# with redis-cli --cluster create --cluster-replicas 1, all killed on exit.
+#   1. keys spread over every master (sluice replay of 600 keys, DBSIZE);
+#   2. every decision vector (tests/vectors) prints on the cluster what it
+#      prints on memory:// (and the expected .out);
+#   3. exactness under concurrency: 3 threads + 1 async loop on 8 hot keys
+#      admit exactly the limit (store_test_cluster_live exact);
+#   4. slots moved with live keys (redis-cli --cluster reshard, 1000 slots)
+#      during traffic: no failed decision, no over-admission, no lost state;
+#   5. a fourth master added and the slots rebalanced during traffic: no
+#      failed decision, no over-admission, and the new master serves decisions;
+#   6. kill -9 of a master under load: decisions for its slots fail (per
+#      on_store_error) until its replica is promoted, then succeed without a
+#      restart; decisions for other masters never fail; none is slower than
+#      timeout_ms + 150 ms; prints the outage and the lost writes;
+#   7. the same with ?wait=1 (WAIT 1 after every decision): prints its lost
+#      writes.
+# The figures printed by 6 and 7 are recorded in docs/cluster.md.
+set -uo pipefail
+: "${SLUICE_BIN:?}" "${SLUICE_SRC:?}"
+S="$SLUICE_BIN/sluice"
+D="$SLUICE_BIN/store_test_cluster_live"
+for b in "$S" "$D"; do [ -x "$b" ] || { echo "FAIL: $b missing"; exit 1; }; done
+for b in redis-server redis-cli; do
+  command -v $b >/dev/null || { echo "FAIL: $b not installed"; exit 1; }
+done
+. "$SLUICE_SRC/tests/integ/cluster_lib.sh"
+trap cluster_cleanup EXIT
+trap "exit 1" INT TERM
+started=$(date +%s)
+
+pass=0
+fail=0
+ok() { pass=$((pass + 1)); echo "ok - $*"; }
+bad() { fail=$((fail + 1)); echo "FAIL - $*"; }
+field() { sed -n "s/.*\b$1=\([0-9.-]*\).*/\1/p" <<<"$2" | head -n 1; }
+flush_all() { local p; for p in $(cluster_masters); do ccli "$p" FLUSHALL >/dev/null; done; }
+node_id() { ccli "$1" CLUSTER MYID; }
+# slot ranges of the master on port $1, "a-b,c-d" (migration markers skipped)
+slot_ranges() {
+  ccli "$1" CLUSTER NODES | awk '/myself/ { for (i = 9; i <= NF; i++) if ($i !~ /^\[/) print $i }' |
+    paste -sd, -
+}
+# pid of the cluster node on port $1
+pid_of() { cluster_pid_of "$1"; }
+
+echo "# starting a 3-master cluster"
+cluster_start 3 || { echo "FAIL: cluster did not start"; exit 1; }
+SEED=${CL_PORTS[0]}
+URL=$(cluster_url)
+echo "# $URL, masters: $(cluster_masters | paste -sd' ' -)"
+export SLUICE_TIMEOUT_MS=50
+LAT_MS=200 # timeout_ms + 150 ms margin (2-core machines running the cluster too)
+
+cat >"$CL_DIR/spread.yaml" <<'Y'
+timeout_ms: 1000
+on_store_error: deny
+rules:
+  - name: s
+    match: { path: /s }
+    limits: [ { algorithm: token_bucket, limit: 10, window: 1h } ]
+Y
+
+# ---- 1 -------------------------------------------------------------------
+for i in $(seq 0 599); do echo "1000 s k$i"; done >"$CL_DIR/spread.in"
+"$S" replay --config "$CL_DIR/spread.yaml" --store "$URL" <"$CL_DIR/spread.in" >"$CL_DIR/spread.out" 2>&1
+rc=$?
+allowed=$(grep -c '^1' "$CL_DIR/spread.out")
+counts=""
+spread_ok=1
+for p in $(cluster_masters); do
+  n=$(ccli "$p" DBSIZE)
+  counts="$counts $p:$n"
+  [ "$n" -gt 50 ] || spread_ok=0
+done
+if [ $rc -eq 0 ] && [ "$allowed" -eq 600 ] && [ $spread_ok -eq 1 ]; then
+  ok "600 keys spread over every master (keys per master:$counts)"
+else
+  bad "spread: exit $rc, allowed $allowed of 600, keys per master:$counts"
+fi
+
+# ---- 2 -------------------------------------------------------------------
+vec_pass=0
+vec_fail=0
+for in in "$SLUICE_SRC"/tests/vectors/*.in; do
+  name=${in%.in}
+  flush_all
+  "$S" replay --config "$name.yaml" --store memory:// <"$in" >"$CL_DIR/mem.out" 2>&1
+  "$S" replay --config "$name.yaml" --store "$URL" <"$in" >"$CL_DIR/cl.out" 2>"$CL_DIR/cl.err"
+  rc=$?
+  if [ $rc -eq 0 ] && cmp -s "$CL_DIR/mem.out" "$CL_DIR/cl.out" && cmp -s "$name.out" "$CL_DIR/cl.out"; then
+    vec_pass=$((vec_pass + 1))
+  else
+    vec_fail=$((vec_fail + 1))
+    echo "  $(basename "$name"): exit $rc"
+    sed 's/^/    /' "$CL_DIR/cl.err" | head -5
+    diff "$CL_DIR/mem.out" "$CL_DIR/cl.out" | head -10 | sed 's/^/    /'
+  fi
+done
+if [ $vec_fail -eq 0 ] && [ $vec_pass -gt 0 ]; then
+  ok "decision vectors: $vec_pass tables print the same on redis+cluster:// as on memory://"
+else
+  bad "decision vectors: $vec_fail of $((vec_pass + vec_fail)) differ"
+fi
+flush_all
+
+# ---- 3 -------------------------------------------------------------------
+if out=$(SLUICE_CLUSTER_URL="$URL" "$D" exact 2>&1); then
+  ok "exactness under concurrency: $(grep '^exact:' <<<"$out")"
+else
+  bad "exactness under concurrency"; echo "$out" | tail -20
+fi
+flush_all
+
+# run_load SECONDS ARGS...: the driver in the background; waits until traffic flows
+run_load() {
+  local secs=$1; shift
+  rm -f "$CL_DIR/ready"
+  SLUICE_CLUSTER_URL=${LOAD_URL:-$URL} "$D" load "$secs" --ready "$CL_DIR/ready" "$@" \
+    >"$CL_DIR/load.out" 2>&1 &
+  LOAD_PID=$!
+  local i
+  for i in $(seq 1 100); do [ -f "$CL_DIR/ready" ] && return 0; sleep 0.1; done
+  return 1
+}
+# load_done DESCRIPTION: waits for the driver; ok when it passed
+load_done() {
+  wait "$LOAD_PID"
+  local rc=$?
+  LOAD_OUT=$(cat "$CL_DIR/load.out")
+  if [ $rc -eq 0 ]; then
+    ok "$1: $(grep -E '^(decisions|lost|max_latency)' <<<"$LOAD_OUT" | paste -sd' ' -)"
+  else
+    bad "$1 (driver exit $rc)"; sed 's/^/    /' <<<"$LOAD_OUT" | tail -15
+  fi
+}
+
+# ---- 4 -------------------------------------------------------------------
+masters=($(cluster_masters))
+from=${masters[0]}
+to=${masters[1]}
+run_load 8 --exact --max-errors 0 --latency-ms $LAT_MS || bad "reshard: traffic did not start"
+sleep 1
+if redis-cli --cluster reshard "127.0.0.1:$SEED" --cluster-from "$(node_id "$from")" \
+    --cluster-to "$(node_id "$to")" --cluster-slots 1000 --cluster-yes \
+    >"$CL_DIR/reshard.log" 2>&1; then
+  echo "# resharded 1000 slots $from -> $to during traffic ($(grep -c 'Moving slot' "$CL_DIR/reshard.log") slot moves)"
+else
+  bad "redis-cli --cluster reshard failed"; tail -5 "$CL_DIR/reshard.log"
+fi
+load_done "1000 slots resharded with live keys during traffic: no failed decision, none lost, none over the limit"
+cluster_wait_ok 20 || bad "cluster not ok after the reshard"
+
+# ---- 5 -------------------------------------------------------------------
+cluster_node_start || bad "fourth master did not start"
+NEW=$CL_LAST
+redis-cli --cluster add-node "127.0.0.1:$NEW" "127.0.0.1:$SEED" >"$CL_DIR/add.log" 2>&1 ||
+  { bad "add-node failed"; tail -5 "$CL_DIR/add.log"; }
+for i in $(seq 1 100); do
+  ccli "$SEED" CLUSTER NODES | grep -q ":$NEW@" && ccli "$NEW" CLUSTER INFO | grep -q 'cluster_state:ok' && break
+  sleep 0.1
+done
+run_load 10 --exact --max-errors 0 --latency-ms $LAT_MS || bad "rebalance: traffic did not start"
+sleep 1
+redis-cli --cluster rebalance "127.0.0.1:$SEED" --cluster-use-empty-masters --cluster-yes \
+  >"$CL_DIR/rebalance.log" 2>&1 || { bad "rebalance failed"; tail -5 "$CL_DIR/rebalance.log"; }
+load_done "fourth master added and slots rebalanced during traffic: no failed decision, none lost, none over the limit"
+calls=$(ccli "$NEW" INFO commandstats | sed -n 's/^cmdstat_evalsha:calls=\([0-9]*\).*/\1/p')
+keys=$(ccli "$NEW" DBSIZE)
+if [ "${calls:-0}" -gt 0 ] && [ "${keys:-0}" -gt 0 ]; then
+  ok "traffic reaches the new master (port $NEW: $calls EVALSHA, $keys keys, slots $(slot_ranges "$NEW" | cut -c1-40))"
+else
+  bad "the new master $NEW got no traffic (EVALSHA ${calls:-0}, keys ${keys:-0})"
+fi
+cluster_wait_ok 20 || bad "cluster not ok after the rebalance"
+flush_all
+
+# ---- 6, 7 ----------------------------------------------------------------
+# failover LABEL URL: kill -9 a master that has a replica (not the seed)
+# 1 s into a 14 s load; checks and prints the figures.
+failover() {
+  local label=$1 victim="" p
+  LOAD_URL=$2
+  for p in $(cluster_masters); do
+    [ "$p" = "$SEED" ] && continue
+    ccli "$p" INFO replication | grep -q '^connected_slaves:[1-9]' && { victim=$p; break; }
+  done
+  [ -n "$victim" ] || { bad "$label: no master with a replica to kill"; return; }
+  local ranges
+  ranges=$(slot_ranges "$victim")
+  run_load 14 --dead-ranges "$ranges" --latency-ms $LAT_MS || bad "$label: traffic did not start"
+  sleep 1
+  kill -9 "$(pid_of "$victim")"
+  echo "# $label: killed master $victim (slots $(cut -c1-60 <<<"$ranges")) under load"
+  load_done "$label: kill -9 of a master under load, other masters unaffected, no decision over ${LAT_MS} ms"
+  local outage last lost
+  outage=$(field outage_ms "$LOAD_OUT")
+  last=$(field last_error_ms "$LOAD_OUT")
+  lost=$(field lost "$LOAD_OUT")
+  echo "# $label: decisions for the dead master's slots failed for ${outage} ms (first failure to last); lost writes (over-admission) ${lost}"
+  echo "FIGURE $label outage_ms=$outage lost=$lost $(grep -E '^(decisions|max_latency)' <<<"$LOAD_OUT" | paste -sd' ' -)"
+  if [ -n "$last" ] && [ "$last" -ge 0 ] && [ "$last" -lt 12000 ]; then
+    ok "$label: decisions succeed again without a restart (last failure ${last} ms into the run, run 14000 ms)"
+  else
+    bad "$label: decisions did not recover (last failure at ${last:-?} ms)"
+  fi
+  cluster_wait_ok 20 || bad "$label: cluster not ok after the failover"
+  flush_all
+  LOAD_URL=""
+}
+failover "failover" "$URL"
+failover "failover with ?wait=1" "$URL?wait=1"
+
+echo "# cluster suite took $(( $(date +%s) - started )) s"
+echo "test_cluster: $pass passed, $fail failed"
+[ $fail -eq 0 ]
