@@ -38,11 +38,15 @@ rules:
     match: { path: /api/shaped }
     limits:
       - { algorithm: leaky_bucket, limit: 5, window: 1s, burst: 10 }
+  - name: slowshaped
+    match: { path: /api/slowshaped }
+    limits:
+      - { algorithm: leaky_bucket, limit: 2, window: 1s, burst: 10 }
   - name: unshaped
     match: { path: /api/unshaped }
     shape: false
     limits:
-      - { algorithm: leaky_bucket, limit: 5, window: 1s, burst: 10 }
+      - { algorithm: leaky_bucket, limit: 2, window: 1s, burst: 10 }
   - name: byuser
     match: { path: /api/user/* }
     key: header:X-User-Id
@@ -277,25 +281,25 @@ def test_leaky_bucket_shaping():
     eq(delays[0], 0)
     assert 0 < delays[1] <= 200 and delays[1] < delays[2] <= 400, delays
     assert elapsed < delays[2] / 1000.0, (elapsed, delays)
-    # /v1/authorize holds the 200 for delay_ms (the second request waits ~200 ms)
+    # /v1/authorize holds the 200 for delay_ms (the second request waits ~500 ms)
     hdr = {"X-API-Key": "shape-1"}
-    D.authorize("/api/shaped", headers=hdr)
+    D.authorize("/api/slowshaped", headers=hdr)
     t0 = time.time()
-    st, h, _ = D.authorize("/api/shaped", headers=hdr)
+    st, h, _ = D.authorize("/api/slowshaped", headers=hdr)
     waited = time.time() - t0
     eq(st, 200)
-    assert waited >= 0.15, "authorize did not hold the reply: %.3f s" % waited
+    assert waited >= 0.4, "authorize did not hold the reply: %.3f s" % waited
     # ?nodelay and shape: false answer at once
     hdr = {"X-API-Key": "shape-2"}
-    D.authorize("/api/shaped", headers=hdr, path="/v1/authorize?nodelay")
+    D.authorize("/api/slowshaped", headers=hdr, path="/v1/authorize?nodelay")
     t0 = time.time()
-    D.authorize("/api/shaped", headers=hdr, path="/v1/authorize?nodelay")
-    assert time.time() - t0 < 0.15, "nodelay waited"
+    D.authorize("/api/slowshaped", headers=hdr, path="/v1/authorize?nodelay")
+    assert time.time() - t0 < 0.3, "nodelay waited"
     hdr = {"X-API-Key": "shape-3"}
     D.authorize("/api/unshaped", headers=hdr)
     t0 = time.time()
     D.authorize("/api/unshaped", headers=hdr)
-    assert time.time() - t0 < 0.15, "shape: false waited"
+    assert time.time() - t0 < 0.3, "shape: false waited"
     # a held reply does not block the worker: other requests are answered meanwhile
     import threading
     hdr = {"X-API-Key": "shape-4"}
