@@ -16,14 +16,14 @@
 
 #include "daemon.h"
 
-#define NCLASS 8            /* 32 B .. 4 KiB */
+#define NCLASS 8 /* 32 B .. 4 KiB */
 #define MIN_SHIFT 5
-#define CACHE_MAX 4096      /* blocks kept per class per thread */
+#define CACHE_MAX 4096 /* blocks kept per class per thread */
 #define BIG ((uint32_t)NCLASS)
 
 typedef struct hdr {
-    uint64_t size;  /* usable bytes */
-    uint32_t cls;   /* size class, or BIG */
+    uint64_t size; /* usable bytes */
+    uint32_t cls;  /* size class, or BIG */
     uint32_t pad;
 } hdr;
 

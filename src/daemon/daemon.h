@@ -22,12 +22,12 @@ struct evkeyvalq;
 
 /* ---- limits of the HTTP server ------------------------------------------ */
 
-#define SLUICED_MAX_HEADERS_SIZE 16384 /* bytes of request line + headers */
-#define SLUICED_MAX_BODY_SIZE 65536    /* bytes of a /v1/check body */
+#define SLUICED_MAX_HEADERS_SIZE 16384   /* bytes of request line + headers */
+#define SLUICED_MAX_BODY_SIZE 65536      /* bytes of a /v1/check body */
 #define SLUICED_REQUEST_TIMEOUT_MS 10000 /* a request must arrive whole within this: 408 */
-#define SLUICED_IDLE_TIMEOUT_S 30      /* idle keep-alive / stalled I/O: closed */
-#define SLUICED_MAX_CONNECTIONS 10000  /* open client connections, all workers */
-#define SLUICED_DRAIN_TIMEOUT_MS 10000 /* SIGTERM: longest wait for in-flight requests */
+#define SLUICED_IDLE_TIMEOUT_S 30        /* idle keep-alive / stalled I/O: closed */
+#define SLUICED_MAX_CONNECTIONS 10000    /* open client connections, all workers */
+#define SLUICED_DRAIN_TIMEOUT_MS 10000   /* SIGTERM: longest wait for in-flight requests */
 #define SLUICED_MAX_WORKERS 256
 
 /* ---- alloc.c: per-thread caching allocator (libevent, jansson) ----------- */
@@ -144,8 +144,7 @@ void sluiced_headers_add(struct evkeyvalq *out, int mode, const char *rule,
 int sluiced_header_policy(char *buf, size_t size, const char *rule, const sluice_decision *d);
 
 /** Formats the IETF RateLimit value into buf. Returns length or -1. */
-int sluiced_header_ratelimit(char *buf, size_t size, const char *rule,
-                             const sluice_decision *d);
+int sluiced_header_ratelimit(char *buf, size_t size, const char *rule, const sluice_decision *d);
 
 /* ---- server.c: worker threads, connections ---------------------------------- */
 
@@ -155,17 +154,17 @@ typedef struct sluiced_worker sluiced_worker;
 struct sluiced_worker {
     int id;
     struct event_base *base;
-    sluice_async *async;   /* decisions on this worker's loop */
-    sluiced_cfg *cfg;      /* this worker's reference to the current config */
-    atomic_int inflight;   /* requests received and not yet answered */
+    sluice_async *async; /* decisions on this worker's loop */
+    sluiced_cfg *cfg;    /* this worker's reference to the current config */
+    atomic_int inflight; /* requests received and not yet answered */
     bool draining;
-    void *impl;            /* server.c private */
+    void *impl; /* server.c private */
 };
 
 /* Process-wide settings of the server, fixed at start. */
 typedef struct sluiced_opts {
     const char *config_path;
-    const char *listen;     /* "host:port" */
+    const char *listen; /* "host:port" */
     const char *store_url;
     int workers;
     int max_connections;

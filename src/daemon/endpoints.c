@@ -34,7 +34,8 @@ static const char *json_header_fn(void *ctx, const char *name)
 {
     const char *k;
     json_t *v;
-    json_object_foreach((json_t *)ctx, k, v) {
+    json_object_foreach((json_t *)ctx, k, v)
+    {
         if (strcasecmp(k, name) == 0)
             return json_string_value(v);
     }
@@ -52,8 +53,7 @@ static bool valid_ip(const char *s)
  * rightmost X-Forwarded-For entry that is not itself a trusted proxy (an
  * entry that is not an address stops the walk: the hop before it is used).
  */
-static void client_ip(const sluice_config *cfg, struct evhttp_request *req, char *out,
-                      size_t size)
+static void client_ip(const sluice_config *cfg, struct evhttp_request *req, char *out, size_t size)
 {
     char *addr = NULL;
     ev_uint16_t port = 0;
@@ -66,8 +66,7 @@ static void client_ip(const sluice_config *cfg, struct evhttp_request *req, char
     if (strncmp(addr, "::ffff:", 7) == 0 && strchr(addr + 7, '.'))
         addr += 7;
     snprintf(out, size, "%s", addr);
-    const char *xff = evhttp_find_header(evhttp_request_get_input_headers(req),
-                                         "X-Forwarded-For");
+    const char *xff = evhttp_find_header(evhttp_request_get_input_headers(req), "X-Forwarded-For");
     if (!xff || !sluice__config_trusted(cfg, out))
         return;
     const char *end = xff + strlen(xff);
@@ -135,8 +134,7 @@ static bool query_flag(struct evhttp_request *req, const char *name)
 
 /* ---- POST /v1/check ----------------------------------------------------------- */
 
-static int get_string_or_reply(rq *r, json_t *body, const char *name, const char **out,
-                               size_t *len)
+static int get_string_or_reply(rq *r, json_t *body, const char *name, const char **out, size_t *len)
 {
     json_t *v = json_object_get(body, name);
     *out = NULL;
@@ -168,8 +166,7 @@ void sluiced_handle_check(sluiced_worker *w, struct evhttp_request *req)
     }
     json_error_t jerr;
     json_t *body = json_loadb((const char *)evbuffer_pullup(in, -1), n,
-                              JSON_REJECT_DUPLICATES | JSON_DECODE_ANY,
-                              &jerr);
+                              JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
     if (!body) {
         char msg[200];
         snprintf(msg, sizeof(msg), "invalid JSON at byte %d: %s", jerr.position, jerr.text);
@@ -220,23 +217,28 @@ void sluiced_handle_check(sluiced_worker *w, struct evhttp_request *req)
         }
         const char *k;
         json_t *v;
-        json_object_foreach(hdrs, k, v) {
+        json_object_foreach(hdrs, k, v)
+        {
             if (!json_is_string(v)) {
                 sluiced_reply_error(w, req, 400, "bad_type", "header values must be strings");
                 goto fail;
             }
         }
         if (!path) {
-            sluiced_reply_error(w, req, 400, "bad_request",
-                                "give \"rule\" and \"key\", or \"path\" (with method, ip, headers)");
+            sluiced_reply_error(
+                w, req, 400, "bad_request",
+                "give \"rule\" and \"key\", or \"path\" (with method, ip, headers)");
             goto fail;
         }
         if (ip && !valid_ip(ip)) {
             sluiced_reply_error(w, req, 400, "bad_ip", "\"ip\" is not an IPv4 or IPv6 address");
             goto fail;
         }
-        sluice_request sr = {.method = method, .path = path, .ip = ip,
-                             .header = hdrs ? json_header_fn : NULL, .header_ctx = hdrs,
+        sluice_request sr = {.method = method,
+                             .path = path,
+                             .ip = ip,
+                             .header = hdrs ? json_header_fn : NULL,
+                             .header_ctx = hdrs,
                              .tier = tier};
         rc = sluice_config_match(cfg, &sr, &r->m, &err);
         if (rc == SLUICE_ENORULE) { /* nothing limits this request */
@@ -289,10 +291,13 @@ void sluiced_handle_authorize(sluiced_worker *w, struct evhttp_request *req, con
         return;
     }
     if (!method) {
-        static const struct { enum evhttp_cmd_type t; const char *s; } cmds[] = {
-            {EVHTTP_REQ_GET, "GET"}, {EVHTTP_REQ_POST, "POST"}, {EVHTTP_REQ_HEAD, "HEAD"},
-            {EVHTTP_REQ_PUT, "PUT"}, {EVHTTP_REQ_DELETE, "DELETE"},
-            {EVHTTP_REQ_OPTIONS, "OPTIONS"}, {EVHTTP_REQ_PATCH, "PATCH"}};
+        static const struct {
+            enum evhttp_cmd_type t;
+            const char *s;
+        } cmds[] = {{EVHTTP_REQ_GET, "GET"},       {EVHTTP_REQ_POST, "POST"},
+                    {EVHTTP_REQ_HEAD, "HEAD"},     {EVHTTP_REQ_PUT, "PUT"},
+                    {EVHTTP_REQ_DELETE, "DELETE"}, {EVHTTP_REQ_OPTIONS, "OPTIONS"},
+                    {EVHTTP_REQ_PATCH, "PATCH"}};
         enum evhttp_cmd_type t = evhttp_request_get_command(req);
         for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
             if (cmds[i].t == t)
@@ -310,8 +315,11 @@ void sluiced_handle_authorize(sluiced_worker *w, struct evhttp_request *req, con
     opath[plen] = '\0';
     char ip[64];
     client_ip(cfg, req, ip, sizeof(ip));
-    sluice_request sr = {.method = method, .path = opath, .ip = ip[0] ? ip : NULL,
-                         .header = evhttp_header_fn, .header_ctx = h};
+    sluice_request sr = {.method = method,
+                         .path = opath,
+                         .ip = ip[0] ? ip : NULL,
+                         .header = evhttp_header_fn,
+                         .header_ctx = h};
     sluice_error err = {0};
     int rc = sluice_config_match(cfg, &sr, &r->m, &err);
     if (rc == SLUICE_ENORULE) { /* no rule limits this request */
@@ -327,4 +335,3 @@ void sluiced_handle_authorize(sluiced_worker *w, struct evhttp_request *req, con
     r->shape = rule->shape && !query_flag(req, "nodelay");
     sluiced_decide(r, 1);
 }
-

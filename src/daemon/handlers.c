@@ -33,25 +33,37 @@
 static const char *reason_of(int status)
 {
     switch (status) {
-    case 200: return "OK";
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 408: return "Request Timeout";
-    case 413: return "Content Too Large";
-    case 429: return "Too Many Requests";
-    case 431: return "Request Header Fields Too Large";
-    case 500: return "Internal Server Error";
-    case 503: return "Service Unavailable";
-    default: return "Error";
+    case 200:
+        return "OK";
+    case 400:
+        return "Bad Request";
+    case 401:
+        return "Unauthorized";
+    case 403:
+        return "Forbidden";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 408:
+        return "Request Timeout";
+    case 413:
+        return "Content Too Large";
+    case 429:
+        return "Too Many Requests";
+    case 431:
+        return "Request Header Fields Too Large";
+    case 500:
+        return "Internal Server Error";
+    case 503:
+        return "Service Unavailable";
+    default:
+        return "Error";
     }
 }
 
 /* Sends the reply (body may be NULL) and ends the request's in-flight life. */
-void sluiced_reply(sluiced_worker *w, struct evhttp_request *req, int status,
-                  struct evbuffer *body)
+void sluiced_reply(sluiced_worker *w, struct evhttp_request *req, int status, struct evbuffer *body)
 {
     sluiced_conn_busy(w, req, false);
     evhttp_send_reply(req, status, reason_of(status), body);
@@ -60,7 +72,7 @@ void sluiced_reply(sluiced_worker *w, struct evhttp_request *req, int status,
 }
 
 void sluiced_reply_json(sluiced_worker *w, struct evhttp_request *req, int status, json_t *j,
-                       const char *content_type)
+                        const char *content_type)
 {
     struct evbuffer *buf = evbuffer_new();
     if (!buf)
@@ -123,20 +135,18 @@ static json_t *decision_json(const rq *r, const sluice_decision *d)
         const sluice_limit_decision *l = &d->limits[i];
         json_array_append_new(
             limits, json_pack("{s:s?, s:b, s:I, s:I, s:I, s:I, s:I, s:I}", "algorithm",
-                              sluice_algorithm_name(l->algorithm), "allowed", l->allowed,
-                              "limit", (json_int_t)l->limit, "remaining",
-                              (json_int_t)l->remaining, "reset_after_ms",
-                              (json_int_t)l->reset_after_ms, "retry_after_ms",
-                              (json_int_t)l->retry_after_ms, "delay_ms",
-                              (json_int_t)l->delay_ms, "window_ms", (json_int_t)l->window_ms));
+                              sluice_algorithm_name(l->algorithm), "allowed", l->allowed, "limit",
+                              (json_int_t)l->limit, "remaining", (json_int_t)l->remaining,
+                              "reset_after_ms", (json_int_t)l->reset_after_ms, "retry_after_ms",
+                              (json_int_t)l->retry_after_ms, "delay_ms", (json_int_t)l->delay_ms,
+                              "window_ms", (json_int_t)l->window_ms));
     }
-    return json_pack("{s:b, s:I, s:I, s:I, s:I, s:I, s:s, s:s, s:s?, s:b, s:b, s:o}", "allowed",
-                     d->allowed, "limit", (json_int_t)d->limit, "remaining",
-                     (json_int_t)d->remaining, "reset_after_ms", (json_int_t)d->reset_after_ms,
-                     "retry_after_ms", (json_int_t)d->retry_after_ms, "delay_ms",
-                     (json_int_t)d->delay_ms, "rule", r->m.rule, "key", r->m.key, "tier",
-                     r->m.tier, "shadow_denied", d->shadow_denied, "store_error",
-                     d->store_error, "limits", limits);
+    return json_pack(
+        "{s:b, s:I, s:I, s:I, s:I, s:I, s:s, s:s, s:s?, s:b, s:b, s:o}", "allowed", d->allowed,
+        "limit", (json_int_t)d->limit, "remaining", (json_int_t)d->remaining, "reset_after_ms",
+        (json_int_t)d->reset_after_ms, "retry_after_ms", (json_int_t)d->retry_after_ms, "delay_ms",
+        (json_int_t)d->delay_ms, "rule", r->m.rule, "key", r->m.key, "tier", r->m.tier,
+        "shadow_denied", d->shadow_denied, "store_error", d->store_error, "limits", limits);
 }
 
 /* One log line per second at most while the store fails: an outage must not
@@ -180,10 +190,10 @@ static void send_authorize(rq *r, const sluice_decision *d)
     else
         snprintf(item, sizeof(item), "%s", r->m.rule);
     json_t *j = json_pack("{s:s, s:s, s:i, s:[s], s:I}", "type",
-                          "https://iana.org/assignments/http-problem-types#quota-exceeded",
-                          "title", "Request cannot be satisfied as assigned quota has been exceeded",
-                          "status", cfg->deny_status, "violated-policies", item,
-                          "retry_after_ms", (json_int_t)d->retry_after_ms);
+                          "https://iana.org/assignments/http-problem-types#quota-exceeded", "title",
+                          "Request cannot be satisfied as assigned quota has been exceeded",
+                          "status", cfg->deny_status, "violated-policies", item, "retry_after_ms",
+                          (json_int_t)d->retry_after_ms);
     sluiced_reply_json(r->w, r->req, cfg->deny_status, j, "application/problem+json");
     json_decref(j);
 }
@@ -207,7 +217,8 @@ static void on_decision(int status, const sluice_decision *d, void *arg)
         return;
     }
     int res = d->shadow_denied ? SLUICED_RES_SHADOW
-                               : d->allowed ? SLUICED_RES_ALLOWED : SLUICED_RES_DENIED;
+              : d->allowed     ? SLUICED_RES_ALLOWED
+                               : SLUICED_RES_DENIED;
     int slot = r->m.rule_index >= 0 && r->m.rule_index < r->cfg->cfg->nrules
                    ? r->cfg->slot[r->m.rule_index]
                    : -1;
@@ -231,7 +242,8 @@ static void on_decision(int status, const sluice_decision *d, void *arg)
         d->limits[dec].algorithm == SLUICE_LEAKY_BUCKET) {
         r->d = *d;
         r->timer = evtimer_new(w->base, on_shaped, r);
-        struct timeval tv = {(time_t)(d->delay_ms / 1000), (suseconds_t)(d->delay_ms % 1000) * 1000};
+        struct timeval tv = {(time_t)(d->delay_ms / 1000),
+                             (suseconds_t)(d->delay_ms % 1000) * 1000};
         if (r->timer && evtimer_add(r->timer, &tv) == 0)
             return;
     }
@@ -242,8 +254,7 @@ static void on_decision(int status, const sluice_decision *d, void *arg)
 /* Starts the decision; the reply is sent from on_decision. */
 void sluiced_decide(rq *r, int64_t cost)
 {
-    int rc = sluice_decide_async(r->w->async, r->cfg->cfg, &r->m, cost, SLUICE_NOW,
-                                 on_decision, r);
+    int rc = sluice_decide_async(r->w->async, r->cfg->cfg, &r->m, cost, SLUICE_NOW, on_decision, r);
     if (rc < 0) {
         sluiced_reply_error(r->w, r->req, rc == SLUICE_ENOMEM ? 503 : 500, "decision_failed",
                             sluice_strerror(rc));
@@ -270,11 +281,14 @@ rq *sluiced_rq_new(sluiced_worker *w, struct evhttp_request *req, int endpoint)
 void sluiced_match_error_reply(rq *r, int rc, const sluice_error *err)
 {
     if (rc == SLUICE_ENORULE)
-        sluiced_reply_error(r->w, r->req, 404, "unknown_rule", err->msg[0] ? err->msg : "unknown rule");
+        sluiced_reply_error(r->w, r->req, 404, "unknown_rule",
+                            err->msg[0] ? err->msg : "unknown rule");
     else if (rc == SLUICE_EKEY)
-        sluiced_reply_error(r->w, r->req, 400, "bad_key", err->msg[0] ? err->msg : "no usable identifier");
+        sluiced_reply_error(r->w, r->req, 400, "bad_key",
+                            err->msg[0] ? err->msg : "no usable identifier");
     else
-        sluiced_reply_error(r->w, r->req, 400, "bad_request", err->msg[0] ? err->msg : sluice_strerror(rc));
+        sluiced_reply_error(r->w, r->req, 400, "bad_request",
+                            err->msg[0] ? err->msg : sluice_strerror(rc));
     sluiced_rq_free(r);
 }
 

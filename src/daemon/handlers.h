@@ -18,13 +18,13 @@ enum { EP_CHECK, EP_AUTHORIZE };
 typedef struct rq {
     sluiced_worker *w;
     struct evhttp_request *req;
-    sluiced_cfg *cfg;   /* a reference held until the reply */
+    sluiced_cfg *cfg; /* a reference held until the reply */
     int endpoint;
     int64_t t0_us;
-    bool shape;         /* /v1/authorize: hold a leaky-bucket 200 for delay_ms */
+    bool shape; /* /v1/authorize: hold a leaky-bucket 200 for delay_ms */
     struct event *timer;
     sluice_match m;
-    sluice_decision d;  /* kept for a delayed reply */
+    sluice_decision d; /* kept for a delayed reply */
 } rq;
 
 /** Sends the reply (body may be NULL) and ends the request's in-flight life. */

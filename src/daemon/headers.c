@@ -44,8 +44,8 @@ int sluiced_header_policy(char *buf, size_t size, const char *rule, const sluice
         int64_t w = ceil_s(l->window_ms);
         if (w < 1)
             w = 1;
-        int n = snprintf(buf + o, size - o, "%s\"%s\";q=%" PRId64 ";w=%" PRId64,
-                         i ? ", " : "", name, l->limit, w);
+        int n = snprintf(buf + o, size - o, "%s\"%s\";q=%" PRId64 ";w=%" PRId64, i ? ", " : "",
+                         name, l->limit, w);
         if (n < 0 || (size_t)n >= size - o)
             return -1;
         o += (size_t)n;

@@ -12,8 +12,8 @@
  */
 #include <errno.h>
 #include <event2/event.h>
-#include <jansson.h>
 #include <getopt.h>
+#include <jansson.h>
 #include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
@@ -28,11 +28,10 @@ static const char *config_path;
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "usage: sluiced --config FILE [--listen HOST:PORT] [--store URL] [--workers N]\n"
-            "               [--max-connections N] [--request-timeout-ms N]\n"
-            "               [--log-level debug|info|warn|error]\n"
-            "       sluiced --version\n");
+    fprintf(f, "usage: sluiced --config FILE [--listen HOST:PORT] [--store URL] [--workers N]\n"
+               "               [--max-connections N] [--request-timeout-ms N]\n"
+               "               [--log-level debug|info|warn|error]\n"
+               "       sluiced --version\n");
 }
 
 static int parse_int(const char *s, long lo, long hi, int *out)
@@ -61,17 +60,16 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 
 int main(int argc, char **argv)
 {
-    static const struct option longopts[] = {
-        {"config", required_argument, NULL, 'c'},
-        {"listen", required_argument, NULL, 'l'},
-        {"store", required_argument, NULL, 's'},
-        {"workers", required_argument, NULL, 'w'},
-        {"max-connections", required_argument, NULL, 'm'},
-        {"request-timeout-ms", required_argument, NULL, 't'},
-        {"log-level", required_argument, NULL, 'L'},
-        {"help", no_argument, NULL, 'h'},
-        {"version", no_argument, NULL, 'V'},
-        {NULL, 0, NULL, 0}};
+    static const struct option longopts[] = {{"config", required_argument, NULL, 'c'},
+                                             {"listen", required_argument, NULL, 'l'},
+                                             {"store", required_argument, NULL, 's'},
+                                             {"workers", required_argument, NULL, 'w'},
+                                             {"max-connections", required_argument, NULL, 'm'},
+                                             {"request-timeout-ms", required_argument, NULL, 't'},
+                                             {"log-level", required_argument, NULL, 'L'},
+                                             {"help", no_argument, NULL, 'h'},
+                                             {"version", no_argument, NULL, 'V'},
+                                             {NULL, 0, NULL, 0}};
     const char *listen_flag = NULL, *store_flag = NULL;
     int workers = -1, max_conns = SLUICED_MAX_CONNECTIONS;
     int req_timeout = SLUICED_REQUEST_TIMEOUT_MS;
@@ -82,9 +80,15 @@ int main(int argc, char **argv)
     json_set_alloc_funcs(sluiced_malloc, sluiced_free);
     while ((ch = getopt_long(argc, argv, "c:l:s:w:h", longopts, NULL)) != -1) {
         switch (ch) {
-        case 'c': config_path = optarg; break;
-        case 'l': listen_flag = optarg; break;
-        case 's': store_flag = optarg; break;
+        case 'c':
+            config_path = optarg;
+            break;
+        case 'l':
+            listen_flag = optarg;
+            break;
+        case 's':
+            store_flag = optarg;
+            break;
         case 'w':
             if (strcmp(optarg, "auto") == 0)
                 workers = 0;
@@ -118,9 +122,15 @@ int main(int argc, char **argv)
             sluiced_log_set_level(found);
             break;
         }
-        case 'h': usage(stdout); return 0;
-        case 'V': printf("sluiced %s\n", SLUICE_VERSION); return 0;
-        default: usage(stderr); return 2;
+        case 'h':
+            usage(stdout);
+            return 0;
+        case 'V':
+            printf("sluiced %s\n", SLUICE_VERSION);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
         }
     }
     if (!config_path || optind != argc) {
@@ -140,7 +150,9 @@ int main(int argc, char **argv)
     const char *store_url = store_flag ? store_flag : sluice_config_store_url(cfg);
     char listen_buf[300];
     snprintf(listen_buf, sizeof(listen_buf), "%s",
-             listen_flag ? listen_flag : cfg->listen ? cfg->listen : "127.0.0.1:8080");
+             listen_flag   ? listen_flag
+             : cfg->listen ? cfg->listen
+                           : "127.0.0.1:8080");
     if (workers < 0)
         workers = cfg->workers;
     if (workers == 0) {
@@ -166,8 +178,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "sluiced: out of memory\n");
         return 1;
     }
-    sluiced_log(SLUICED_LOG_INFO, "config_loaded", "file=%s rules=%d store=%s", config_path,
-                nrules, redacted);
+    sluiced_log(SLUICED_LOG_INFO, "config_loaded", "file=%s rules=%d store=%s", config_path, nrules,
+                redacted);
 
     /* evhttp allocates many 1 KiB evbuffer chains per request; with glibc's
      * fastbins on, each such allocation runs malloc_consolidate().  tcache

@@ -136,9 +136,10 @@ char *sluiced_metrics_render(size_t keys, size_t *len)
         abort();
     static const char *res_name[SLUICED_RES_N] = {"allowed", "denied", "shadow_denied"};
 
-    put(&o, "# HELP sluice_build_info Version of sluiced.\n"
-            "# TYPE sluice_build_info gauge\n"
-            "sluice_build_info{version=\"%s\"} 1\n",
+    put(&o,
+        "# HELP sluice_build_info Version of sluiced.\n"
+        "# TYPE sluice_build_info gauge\n"
+        "sluice_build_info{version=\"%s\"} 1\n",
         SLUICE_VERSION);
     put(&o, "# HELP sluice_decisions_total Decisions by rule and result.\n"
             "# TYPE sluice_decisions_total counter\n");
@@ -166,9 +167,10 @@ char *sluiced_metrics_render(size_t keys, size_t *len)
     put(&o, "sluice_decision_duration_seconds_sum %.6f\n", (double)sum / 1e6);
     put(&o, "sluice_decision_duration_seconds_count %llu\n", (unsigned long long)total);
 
-    put(&o, "# HELP sluice_store_errors_total Decisions the store failed to make.\n"
-            "# TYPE sluice_store_errors_total counter\n"
-            "sluice_store_errors_total %llu\n",
+    put(&o,
+        "# HELP sluice_store_errors_total Decisions the store failed to make.\n"
+        "# TYPE sluice_store_errors_total counter\n"
+        "sluice_store_errors_total %llu\n",
         (unsigned long long)atomic_load(&store_errors));
     static const char *mode[3] = {"allow", "deny", "local"};
     put(&o, "# HELP sluice_store_fallbacks_total Decisions made by on_store_error.\n"
@@ -176,9 +178,10 @@ char *sluiced_metrics_render(size_t keys, size_t *len)
     for (int i = 0; i < 3; i++)
         put(&o, "sluice_store_fallbacks_total{mode=\"%s\"} %llu\n", mode[i],
             (unsigned long long)atomic_load(&fallbacks[i]));
-    put(&o, "# HELP sluice_keys_held Keys held by the in-process store (or local fallback).\n"
-            "# TYPE sluice_keys_held gauge\n"
-            "sluice_keys_held %zu\n",
+    put(&o,
+        "# HELP sluice_keys_held Keys held by the in-process store (or local fallback).\n"
+        "# TYPE sluice_keys_held gauge\n"
+        "sluice_keys_held %zu\n",
         keys);
     put(&o, "# HELP sluice_http_responses_total HTTP responses by status code.\n"
             "# TYPE sluice_http_responses_total counter\n");
@@ -190,16 +193,17 @@ char *sluiced_metrics_render(size_t keys, size_t *len)
         else
             put(&o, "sluice_http_responses_total{code=\"other\"} %llu\n", (unsigned long long)v);
     }
-    put(&o, "# HELP sluice_http_connections Open client connections.\n"
-            "# TYPE sluice_http_connections gauge\n"
-            "sluice_http_connections %d\n",
+    put(&o,
+        "# HELP sluice_http_connections Open client connections.\n"
+        "# TYPE sluice_http_connections gauge\n"
+        "sluice_http_connections %d\n",
         atomic_load(&connections));
-    put(&o, "# HELP sluice_config_reloads_total Config reloads by result.\n"
-            "# TYPE sluice_config_reloads_total counter\n"
-            "sluice_config_reloads_total{result=\"ok\"} %llu\n"
-            "sluice_config_reloads_total{result=\"refused\"} %llu\n",
-        (unsigned long long)atomic_load(&reloads[1]),
-        (unsigned long long)atomic_load(&reloads[0]));
+    put(&o,
+        "# HELP sluice_config_reloads_total Config reloads by result.\n"
+        "# TYPE sluice_config_reloads_total counter\n"
+        "sluice_config_reloads_total{result=\"ok\"} %llu\n"
+        "sluice_config_reloads_total{result=\"refused\"} %llu\n",
+        (unsigned long long)atomic_load(&reloads[1]), (unsigned long long)atomic_load(&reloads[0]));
     *len = o.len;
     return o.p;
 }

@@ -45,14 +45,14 @@
 
 typedef struct conn {
     struct conn *prev, *next;
-    struct bufferevent *bev;      /* one reference is ours */
-    struct evbuffer_cb_entry *ent; /* our callback on the input buffer */
+    struct bufferevent *bev;         /* one reference is ours */
+    struct evbuffer_cb_entry *ent;   /* our callback on the input buffer */
     struct evhttp_connection *evcon; /* known once a request arrived */
-    int fd;                       /* -1 until the first bytes */
-    int64_t req_start_us;         /* first byte of an incomplete request; 0 = none */
-    bool busy;                    /* a request is being answered by sluiced */
-    bool rejected;                /* over the connection cap: answered 503 */
-    bool killed;                  /* 408/503 written and socket shut down */
+    int fd;                          /* -1 until the first bytes */
+    int64_t req_start_us;            /* first byte of an incomplete request; 0 = none */
+    bool busy;                       /* a request is being answered by sluiced */
+    bool rejected;                   /* over the connection cap: answered 503 */
+    bool killed;                     /* 408/503 written and socket shut down */
 } conn;
 
 typedef struct wimpl {
@@ -60,7 +60,7 @@ typedef struct wimpl {
     struct evhttp *http;
     struct evhttp_bound_socket *bound;
     struct event *sweep;
-    conn head;                    /* circular list of tracked connections */
+    conn head; /* circular list of tracked connections */
     int nconns;
     bool listening;
     int64_t drain_deadline_us;
@@ -117,8 +117,7 @@ static void conn_release(sluiced_worker *w, conn *c)
 }
 
 /* Writes a whole small reply straight to the socket and shuts it down. */
-static void conn_kill(conn *c, int status, const char *reason, const char *code,
-                      const char *msg)
+static void conn_kill(conn *c, int status, const char *reason, const char *code, const char *msg)
 {
     if (c->killed || c->fd < 0)
         return;
