@@ -160,6 +160,18 @@ int sluice__cluster_node_for(sluice__cluster *cs, const char *host, int port)
     return i;
 }
 
+int sluice__cluster_wait_n(sluice__cluster *cs, int i)
+{
+    /* WAIT on a master without replicas would only burn the deadline */
+    int r = atomic_load(&cs->nodes[i].replicas);
+    return cs->wait_replicas < r ? cs->wait_replicas : r;
+}
+
+long long sluice__cluster_wait_ms(int64_t left_ms)
+{
+    return left_ms / 2 < 1 ? 1 : (long long)(left_ms / 2);
+}
+
 void sluice__cluster_kick(sluice__cluster *cs)
 {
     pthread_mutex_lock(&cs->kick_mu);
@@ -318,11 +330,15 @@ static int apply_slots(sluice__cluster *cs, const redisReply *rep, const char *a
         for (long long s = lo; s <= hi; s++)
             map[s] = (uint16_t)i;
         known_add(cs, &nknown, host, port);
+        int replicas = 0;
         for (size_t j = 3; j < r->elements; j++) {
-            if (node_entry_ok(r->element[j]))
-                known_add(cs, &nknown, entry_host(r->element[j], asked),
-                          (int)r->element[j]->element[1]->integer);
+            if (!node_entry_ok(r->element[j]))
+                continue;
+            replicas++;
+            known_add(cs, &nknown, entry_host(r->element[j], asked),
+                      (int)r->element[j]->element[1]->integer);
         }
+        atomic_store(&cs->nodes[i].replicas, replicas);
     }
     cs->nknown = nknown;
     bool changed = false;
@@ -551,14 +567,18 @@ typedef struct attempt {
 } attempt;
 
 /*
- * Sends [SCRIPT LOAD] [ASKING] EVALSHA [WAIT] and reads every reply.  Returns
- * 0 with the script's reply in *out (owned by the caller), or an I/O error.
+ * Sends [SCRIPT LOAD] [ASKING] EVALSHA [WAIT wait_n] and reads every reply.
+ * Returns 0 with the script's reply in *out (owned by the caller), or an I/O
+ * error.  A WAIT reply that does not come in time is not an error (the
+ * master has committed the decision): *dirty is then set and the caller
+ * drops the connection, which still owes that reply.
  */
-static int send_and_read(sluice__cluster *cs, sluice__redis_slot *s, const char *cmd, long len,
-                         bool load, bool asking, int64_t deadline_us, redisReply **out,
-                         sluice_error *err)
+static int send_and_read(sluice__redis_slot *s, const char *cmd, long len, bool load,
+                         bool asking, int wait_n, int64_t deadline_us, redisReply **out,
+                         bool *dirty, sluice_error *err)
 {
     *out = NULL;
+    *dirty = false;
     int rc = set_io_timeout(s, left_ms(deadline_us), err);
     if (rc)
         return rc;
@@ -574,20 +594,23 @@ static int send_and_read(sluice__cluster *cs, sluice__redis_slot *s, const char 
     at = n;
     redisAppendFormattedCommand(s->c, cmd, (size_t)len);
     n++;
-    if (cs->wait_replicas > 0) {
-        /* WAIT's timeout 0 would block forever: keep it at least 1 ms */
-        int64_t w = left_ms(deadline_us);
-        redisAppendCommand(s->c, "WAIT %d %lld", cs->wait_replicas, (long long)(w < 1 ? 1 : w));
+    if (wait_n > 0) {
+        redisAppendCommand(s->c, "WAIT %d %lld", wait_n,
+                           sluice__cluster_wait_ms(left_ms(deadline_us)));
         n++;
     }
     for (int k = 0; k < n; k++) {
-        redisReply *rep = read_reply(s->c, err);
-        if (!rep) {
-            if (*out)
-                freeReplyObject(*out);
-            *out = NULL;
-            return err->code;
+        if (k > at && (rc = set_io_timeout(s, left_ms(deadline_us), err)) != 0) {
+            *dirty = true;
+            return 0;
         }
+        redisReply *rep = read_reply(s->c, err);
+        if (!rep && k > at) {
+            *dirty = true; /* only WAIT is missing */
+            return 0;
+        }
+        if (!rep)
+            return err->code;
         if (k == at)
             *out = rep;
         else
@@ -633,11 +656,13 @@ static int node_attempt(sluice__cluster *cs, int i, const sluice__op *op, bool a
         goto out_unlock;
     }
     redisReply *rep;
-    rc = send_and_read(cs, s, cmd, len, false, asking, deadline_us, &rep, err);
-    if (rc == 0 && sluice__redis_is_noscript(rep)) {
+    bool dirty;
+    int wait_n = sluice__cluster_wait_n(cs, i);
+    rc = send_and_read(s, cmd, len, false, asking, wait_n, deadline_us, &rep, &dirty, err);
+    if (rc == 0 && !dirty && sluice__redis_is_noscript(rep)) {
         /* SCRIPT FLUSH, restart or failover: load and retry in one round trip */
         freeReplyObject(rep);
-        rc = send_and_read(cs, s, cmd, len, true, asking, deadline_us, &rep, err);
+        rc = send_and_read(s, cmd, len, true, asking, wait_n, deadline_us, &rep, &dirty, err);
     }
     redisFreeCommand(cmd);
     if (rc) {
@@ -645,6 +670,12 @@ static int node_attempt(sluice__cluster *cs, int i, const sluice__op *op, bool a
         goto out_unlock;
     }
     s->backoff_ms = 0;
+    if (dirty) {
+        redisFree(s->c); /* it still owes the WAIT reply; reconnect on next use */
+        s->c = NULL;
+        s->retry_at_us = 0;
+        err->code = 0;
+    }
     a->kind = sluice__cluster_classify(rep, &a->slot, a->host, sizeof(a->host), &a->port);
     if (a->kind == SLUICE_CREPLY_DONE) {
         rc = sluice__redis_parse(rep, op, out, err);
@@ -698,7 +729,9 @@ static int run(sluice__cluster *cs, const sluice__op *op, sluice_decision *out,
                 ask = j;
             continue;
         }
-        /* TRYAGAIN, CLUSTERDOWN, LOADING: pause, refresh, retry */
+        /* TRYAGAIN, CLUSTERDOWN, LOADING: pause, refresh, retry.  During a
+         * migration ASK and TRYAGAIN alternate; only the deadline bounds that. */
+        hops = 0;
         sluice__cluster_kick(cs);
         int64_t left = left_ms(deadline_us);
         if (left <= SLUICE_CLUSTER_TRYAGAIN_MS)

@@ -68,6 +68,7 @@ typedef struct creq {
     int loads;                  /* NOSCRIPT reloads */
     int ask;                    /* node of the next send behind ASKING, or -1 */
     bool asking;                /* the last send went behind ASKING */
+    int waiting;                /* N of the WAIT sent after the last EVALSHA; 0: none */
     bool have;                  /* decision in d; waiting for WAIT */
     const redisAsyncContext *wait_ac;
     cnconn *sent_on;
@@ -270,12 +271,15 @@ static int req_send(cnconn *n, creq *q, bool load)
         return SLUICE_ESTORE;
     q->holds++;
     n->inflight++;
-    if (cs->wait_replicas > 0) {
+    q->waiting = sluice__cluster_wait_n(cs, n->index);
+    if (q->waiting > 0) {
         int64_t w = (q->deadline_us - sluice__redis_mono_us()) / 1000;
-        if (redisAsyncCommand(ac, on_wait, q, "WAIT %d %lld", cs->wait_replicas,
-                              (long long)(w < 1 ? 1 : w)) == REDIS_OK) {
+        if (redisAsyncCommand(ac, on_wait, q, "WAIT %d %lld", q->waiting,
+                              sluice__cluster_wait_ms(w)) == REDIS_OK) {
             q->holds++;
             n->inflight++;
+        } else {
+            q->waiting = 0;
         }
     }
     q->sent_on = n;
@@ -371,7 +375,7 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *privdata)
         int rc = sluice__redis_parse(rep, &q->op, &q->d, &err);
         if (rc) {
             req_finish(q, rc, NULL);
-        } else if (q->l->cs->wait_replicas > 0) {
+        } else if (q->waiting > 0) {
             q->have = true;
             q->wait_ac = ac; /* its WAIT is the next WAIT reply on this connection */
         } else {
@@ -390,6 +394,7 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *privdata)
         redirect(q, n, kind, slot, host, port);
         return;
     case SLUICE_CREPLY_RETRY:
+        q->hops = 0; /* ASK and TRYAGAIN alternate in a migration; the deadline bounds it */
         break;
     }
     sluice__cluster_kick(q->l->cs);
@@ -422,6 +427,19 @@ static void on_deadline(evutil_socket_t fd, short what, void *arg)
     (void)what;
     creq *q = arg;
     cnconn *n = q->sent_on;
+    if (n && n->ac && n->connected && q->holds > 0) {
+        /* When the loop ran late, the reply may sit unread in the socket while
+         * its timer fires first: read before calling it a timeout.  The extra
+         * hold keeps q alive through the callbacks this may run. */
+        q->holds++;
+        redisAsyncHandleRead(n->ac);
+        q->holds--;
+        if (q->finished) {
+            if (q->holds == 0)
+                req_free(q);
+            return;
+        }
+    }
     bool stalled = n && n->ac && q->holds > 0 && n->replies == q->replies_at_send;
     if (q->have)
         req_finish(q, 0, &q->d); /* committed on the master; WAIT did not answer in time */

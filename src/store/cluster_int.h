@@ -37,6 +37,7 @@ typedef struct sluice__cnode {
     int port;
     atomic_uint_fast64_t gen;  /* bumped whenever the entry is given to another address */
     atomic_uint next;          /* round-robin start in pool[] */
+    atomic_int replicas;       /* replicas CLUSTER SLOTS listed for it (for ?wait=N) */
     sluice__redis_slot pool[SLUICE_CLUSTER_POOL];
 } sluice__cnode;
 
@@ -91,6 +92,13 @@ int sluice__cluster_slot_node(sluice__cluster *cs, int slot);
  * slot points to) if needed; -1 when the table is full.  Thread-safe.
  */
 int sluice__cluster_node_for(sluice__cluster *cs, const char *host, int port);
+
+/** N of the WAIT N to send after a decision on node i: 0 for none. */
+int sluice__cluster_wait_n(sluice__cluster *cs, int i);
+
+/** WAIT's timeout for a decision with left_ms to go: half of it, at least 1
+ * (0 would block forever). */
+long long sluice__cluster_wait_ms(int64_t left_ms);
 
 /** Copies node i's address; returns its generation. */
 uint64_t sluice__cluster_node_addr(sluice__cluster *cs, int i, char *host, size_t size,

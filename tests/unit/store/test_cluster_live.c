@@ -30,6 +30,7 @@
 #include <unistd.h>
 
 #include "sluice.h"
+#include "store/crc16.h"
 #include "test.h"
 
 #define KEYS 1000
@@ -62,6 +63,11 @@ static atomic_int_fast64_t decisions, errors, denied, first_err_us = INT64_MAX, 
 static atomic_int_fast64_t slow; /* decisions over the latency bound */
 static int64_t latency_bound_us = INT64_MAX;
 static atomic_int ready;
+/* --dead-ranges: slots of the master the script kills; errors on other keys
+ * are counted apart (decisions for other slots must never fail) */
+static bool affected[KEYS];
+static bool have_ranges;
+static atomic_int_fast64_t errors_other;
 
 static int64_t mono_us(void)
 {
@@ -75,6 +81,26 @@ static void key_of(int k, char *buf, size_t size, size_t *len)
     *len = (size_t)snprintf(buf, size, "%s-%d", rule[0] == 'h' ? "hot" : "key", k);
 }
 
+/* distinct failure messages of the blocking path, for the report */
+#define MSGS 8
+static pthread_mutex_t msg_mu = PTHREAD_MUTEX_INITIALIZER;
+static char msgs[MSGS][128];
+static int64_t msg_count[MSGS];
+
+static void note(const char *msg)
+{
+    pthread_mutex_lock(&msg_mu);
+    for (int i = 0; i < MSGS; i++) {
+        if (!msgs[i][0])
+            snprintf(msgs[i], sizeof(msgs[i]), "%s", msg);
+        if (strncmp(msgs[i], msg, sizeof(msgs[i]) - 1) == 0) {
+            msg_count[i]++;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&msg_mu);
+}
+
 static void account(int k, int status, const sluice_decision *d, int64_t start_us)
 {
     int64_t now = mono_us(), lat = now - start_us;
@@ -86,6 +112,8 @@ static void account(int k, int status, const sluice_decision *d, int64_t start_u
         atomic_fetch_add(&slow, 1);
     if (status != 0 || !d || d->store_error) {
         atomic_fetch_add(&errors, 1);
+        if (have_ranges && !affected[k])
+            atomic_fetch_add(&errors_other, 1);
         int64_t rel = now - t0_us, f = atomic_load(&first_err_us);
         while (rel < f && !atomic_compare_exchange_weak(&first_err_us, &f, rel)) {
         }
@@ -138,6 +166,15 @@ static void *run_blocking(void *arg)
         int64_t s = mono_us();
         int rc = sluice_decide(st, cfg, &m, 1, SLUICE_NOW, &d, &err);
         account(k, rc, &d, s);
+        if ((rc != 0 || d.store_error) && have_ranges && !affected[k]) {
+            char m2[160];
+            snprintf(m2, sizeof(m2), "other master: %.120s", err.msg);
+            note(m2);
+        } else if (rc != 0 || d.store_error) {
+            note(err.msg);
+        }
+        if (rc != 0 || d.store_error)
+            usleep(1000); /* a client does not spin on failures; keeps the CPU for the cluster */
     }
     return NULL;
 }
@@ -152,6 +189,7 @@ typedef struct aloop {
     sluice_async *as;
     int inflight;
     bool pumping;
+    bool failed; /* a decision failed: pump again on the next tick only */
 } aloop;
 
 typedef struct aslot {
@@ -167,6 +205,11 @@ static void on_decided(int status, const sluice_decision *d, void *arg)
     aslot *s = arg;
     aloop *l = s->l;
     account(s->k, status, d, s->start_us);
+    if (status != 0 || !d || d->store_error) {
+        l->failed = true;
+        note(have_ranges && !affected[s->k] ? "other master: async: store error"
+                                            : "async: store error");
+    }
     free(s);
     l->inflight--;
     if (!l->pumping)
@@ -177,7 +220,7 @@ static void pump(aloop *l)
 {
     l->pumping = true;
     int64_t *budget = l->budget >= 0 ? &l->budget : NULL;
-    while (l->inflight < INFLIGHT && running(budget)) {
+    while (l->inflight < INFLIGHT && !l->failed && running(budget)) {
         aslot *s = calloc(1, sizeof(*s));
         ASSERT(s);
         s->l = l;
@@ -206,6 +249,7 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     aloop *l = arg;
+    l->failed = false;
     if (!l->pumping)
         pump(l);
 }
@@ -220,7 +264,7 @@ static void *run_async(void *arg)
         test_fail(__FILE__, __LINE__, "sluice_async_new: %s", err.msg);
     /* a periodic tick restarts the pump if every slot failed inline */
     struct event *tick = event_new(l->base, -1, EV_PERSIST, on_tick, l);
-    struct timeval tv = {0, 10000};
+    struct timeval tv = {0, 1000};
     event_add(tick, &tv);
     atomic_fetch_add(&ready, 1);
     pump(l);
@@ -316,6 +360,29 @@ static void test_exact(void)
     ASSERT_EQ(total, HOT_KEYS * HOT_LIMIT);
 }
 
+/* "a-b,c-d": marks the keys whose slot lies in one of the ranges */
+static void set_ranges(const char *spec)
+{
+    have_ranges = true;
+    for (int k = 0; k < KEYS; k++) {
+        char sk[80];
+        int n = snprintf(sk, sizeof(sk), "%s:key-%d", rule, k);
+        int slot = sluice__cluster_keyslot(sk, (size_t)n);
+        const char *p = spec;
+        while (*p) {
+            char *end;
+            long a = strtol(p, &end, 10), b = a;
+            if (*end == '-')
+                b = strtol(end + 1, &end, 10);
+            if (slot >= a && slot <= b)
+                affected[k] = true;
+            p = *end == ',' ? end + 1 : end;
+            if (end == p && *p)
+                break;
+        }
+    }
+}
+
 static int test_load(int argc, char **argv)
 {
     double secs = strtod(argv[2], NULL);
@@ -331,6 +398,8 @@ static int test_load(int argc, char **argv)
             exact = true;
         else if (strcmp(argv[i], "--ready") == 0 && i + 1 < argc)
             ready_file = argv[++i];
+        else if (strcmp(argv[i], "--dead-ranges") == 0 && i + 1 < argc)
+            set_ranges(argv[++i]);
     }
     t0_us = mono_us();
     end_us = t0_us + (int64_t)(secs * 1e6);
@@ -372,6 +441,16 @@ static int test_load(int argc, char **argv)
            (long long)atomic_load(&slow));
     printf("lost=%lld over_limit=%lld unreadable_keys=%lld window_crossed=%d\n",
            (long long)lost, (long long)over, (long long)bad, crossed ? 1 : 0);
+    for (int i = 0; i < MSGS && msgs[i][0]; i++)
+        printf("failure x%lld: %s\n", (long long)msg_count[i], msgs[i]);
+    if (have_ranges) {
+        int n = 0;
+        for (int k = 0; k < KEYS; k++)
+            n += affected[k];
+        printf("keys_on_killed_master=%d errors_on_other_masters=%lld\n", n,
+               (long long)atomic_load(&errors_other));
+        ASSERT_EQ(atomic_load(&errors_other), 0);
+    }
     ASSERT_EQ(bad, 0);
     ASSERT(e <= max_errors);
     ASSERT_EQ(atomic_load(&slow), 0);
