@@ -22,7 +22,8 @@ ls "$tmp/prefix"/share/man/man1/sluice.1 >/dev/null 2>&1 || { echo "FAIL: man pa
 export PKG_CONFIG_PATH=$(dirname "$pc")
 cd "$tmp"
 cc "$src/examples/quickstart.c" $(pkg-config --cflags --libs --static sluice) -o quickstart
-./quickstart > out.txt
+# The library is in a private prefix, so tell the loader where it is.
+LD_LIBRARY_PATH="$(pkg-config --variable=libdir sluice)" ./quickstart > out.txt
 cat out.txt
 allowed=$(grep -c 'allowed=1' out.txt)
 denied=$(grep -c 'allowed=0' out.txt)
