@@ -250,7 +250,10 @@ static void on_sweep(evutil_socket_t fd, short what, void *arg)
         bufferevent_event_cb ecb = NULL;
         void *cbarg = NULL;
         bufferevent_getcb(c->bev, &rcb, &wcb, &ecb, &cbarg);
-        if (!rcb && !wcb && !ecb) { /* evhttp freed it: only our reference is left */
+        /* evhttp freed it (only our reference is left).  A connection with
+         * a close callback is released by that callback, never here, so the
+         * callback can never see a freed conn. */
+        if (!c->evcon && !rcb && !wcb && !ecb) {
             conn_release(w, c);
             continue;
         }
