@@ -36,11 +36,11 @@ static _Thread_local cache tc;
 
 static int class_of(size_t n)
 {
-    size_t sz = (size_t)1 << MIN_SHIFT;
-    for (int c = 0; c < NCLASS; c++, sz <<= 1)
-        if (n <= sz)
-            return c;
-    return -1;
+    if (n <= ((size_t)1 << MIN_SHIFT))
+        return 0;
+    /* ceil(log2(n)) - MIN_SHIFT, for n > 32 */
+    int c = (int)(sizeof(unsigned long) * 8) - __builtin_clzl((unsigned long)(n - 1)) - MIN_SHIFT;
+    return c < NCLASS ? c : -1;
 }
 
 void *sluiced_malloc(size_t n)
