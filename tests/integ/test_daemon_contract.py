@@ -336,12 +336,42 @@ def test_keepalive_and_endpoints():
     assert "workers=3" in D.logtext(), "--workers 3 not applied"
 
 
+def test_pipelining_and_connection_close():
+    import socket
+    s = socket.create_connection(("127.0.0.1", D.port), timeout=5)
+    req = (b"GET /v1/authorize HTTP/1.1\r\nHost: x\r\nX-Original-URI: /api/p\r\n"
+           b"X-API-Key: pipe\r\n\r\n")
+    s.sendall(req * 3 + b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    data = b""
+    while True:
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    s.close()
+    import re
+    statuses = re.findall(rb"HTTP/1.1 (\d{3}) ", data)
+    eq(statuses, [b"200", b"200", b"429", b"200"], "four pipelined answers in order, then close")
+    eq(re.findall(rb"X-RateLimit-Remaining: (\d+)", data), [b"1", b"0", b"0"])
+    # HTTP/1.0 without keep-alive: answered, then closed
+    s = socket.create_connection(("127.0.0.1", D.port), timeout=5)
+    s.sendall(b"GET /healthz HTTP/1.0\r\n\r\n")
+    data = b""
+    while True:
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    s.close()
+    assert data.startswith(b"HTTP/1.0 200") or data.startswith(b"HTTP/1.1 200"), data[:40]
+
+
 try:
     for t in [test_explicit_check_fields_and_headers, test_matched_check_attributes, test_tiers,
               test_multi_limit, test_shadow_rule, test_authorize_sources_and_denial,
               test_trusted_forwarded_for, test_byuser_key_and_missing_identity,
               test_deny_status_and_header_modes, test_leaky_bucket_shaping,
-              test_keepalive_and_endpoints]:
+              test_keepalive_and_endpoints, test_pipelining_and_connection_close]:
         test(t)
 finally:
     D.stop()
