@@ -131,6 +131,7 @@ if want redis && [ -x scripts/bench_redis.sh ]; then
   scripts/bench_redis.sh || fail=1
 fi
 # ==== end hook: Redis stores =================================================
+if want cluster && [ -x scripts/bench_cluster.sh ]; then step "Redis Cluster (redis+cluster://) vs one node"; scripts/bench_cluster.sh || fail=1; fi
 
 # ==== hook: HTTP daemon ======================================================
 # The HTTP engineer's tables: scripts/bench_http.sh (sluiced under wrk).

@@ -194,7 +194,7 @@ failover() {
   ranges=$(slot_ranges "$victim")
   run_load 14 --dead-ranges "$ranges" --latency-ms $LAT_MS || bad "$label: traffic did not start"
   sleep 1
-  kill -9 "$(pid_of "$victim")"
+  local vpid; vpid=$(pid_of "$victim"); { kill -9 "$vpid"; wait "$vpid"; } 2>/dev/null
   echo "# $label: killed master $victim (slots $(cut -c1-60 <<<"$ranges")) under load"
   load_done "$label: kill -9 of a master under load, other masters unaffected, no decision over ${LAT_MS} ms"
   local outage last lost
