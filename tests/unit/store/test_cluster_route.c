@@ -1,0 +1,99 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * test_cluster_route.c - the routing pieces of redis+cluster:// that need no
+ * server: the slot of a decision's keys, and how error replies are read
+ * (MOVED and ASK targets, empty hosts, retryable errors, NOSCRIPT).
+ */
+#include "store/cluster_int.h"
+#include "test.h"
+
+static sluice__cluster_reply classify(const char *msg, int *slot, char *host, int *port)
+{
+    redisReply r = {0};
+    r.type = REDIS_REPLY_ERROR;
+    r.str = (char *)msg;
+    r.len = strlen(msg);
+    return sluice__cluster_classify(&r, slot, host, SLUICE_REDIS_HOST_MAX, port);
+}
+
+static void test_redirects(void)
+{
+    int slot = -1, port = -1;
+    char host[SLUICE_REDIS_HOST_MAX];
+    ASSERT_EQ(classify("MOVED 12182 127.0.0.1:7002", &slot, host, &port), SLUICE_CREPLY_MOVED);
+    ASSERT_EQ(slot, 12182);
+    ASSERT_STREQ(host, "127.0.0.1");
+    ASSERT_EQ(port, 7002);
+    ASSERT_EQ(classify("ASK 3999 :6380", &slot, host, &port), SLUICE_CREPLY_ASK);
+    ASSERT_EQ(slot, 3999);
+    ASSERT_STREQ(host, ""); /* same host as the connection */
+    ASSERT_EQ(port, 6380);
+    ASSERT_EQ(classify("MOVED 1 ::1:6379", &slot, host, &port), SLUICE_CREPLY_MOVED);
+    ASSERT_STREQ(host, "::1");
+    ASSERT_EQ(port, 6379);
+    /* malformed redirects end the decision instead of sending it anywhere */
+    ASSERT_EQ(classify("MOVED 16384 h:1", &slot, host, &port), SLUICE_CREPLY_DONE);
+    ASSERT_EQ(classify("MOVED x h:1", &slot, host, &port), SLUICE_CREPLY_DONE);
+    ASSERT_EQ(classify("MOVED 5 h", &slot, host, &port), SLUICE_CREPLY_DONE);
+    ASSERT_EQ(classify("ASK 5 h:0", &slot, host, &port), SLUICE_CREPLY_DONE);
+    ASSERT_EQ(classify("ASK 5 h:70000", &slot, host, &port), SLUICE_CREPLY_DONE);
+}
+
+static void test_other_errors(void)
+{
+    int slot, port;
+    char host[SLUICE_REDIS_HOST_MAX];
+    ASSERT_EQ(classify("TRYAGAIN Multiple keys request during rehashing of slot", &slot, host,
+                       &port),
+              SLUICE_CREPLY_RETRY);
+    ASSERT_EQ(classify("CLUSTERDOWN The cluster is down", &slot, host, &port),
+              SLUICE_CREPLY_RETRY);
+    ASSERT_EQ(classify("LOADING Redis is loading the dataset in memory", &slot, host, &port),
+              SLUICE_CREPLY_RETRY);
+    ASSERT_EQ(classify("NOSCRIPT No matching script. Please use EVAL.", &slot, host, &port),
+              SLUICE_CREPLY_NOSCRIPT);
+    ASSERT_EQ(classify("ERR something else", &slot, host, &port), SLUICE_CREPLY_DONE);
+    ASSERT_EQ(classify("CROSSSLOT Keys in request don't hash to the same slot", &slot, host,
+                       &port),
+              SLUICE_CREPLY_DONE);
+    redisReply ok = {0};
+    ok.type = REDIS_REPLY_ARRAY;
+    ASSERT_EQ(sluice__cluster_classify(&ok, &slot, host, sizeof(host), &port),
+              SLUICE_CREPLY_DONE);
+    ASSERT_EQ(sluice__cluster_classify(NULL, &slot, host, sizeof(host), &port),
+              SLUICE_CREPLY_DONE);
+}
+
+static int op_slot(const char *key)
+{
+    sluice__op op = {0};
+    op.key = key;
+    op.key_len = strlen(key);
+    return sluice__cluster_op_slot(&op);
+}
+
+static void test_op_slot(void)
+{
+    /* the hash tag of sluice:{<key>}:<n> is the key itself */
+    ASSERT_EQ(op_slot("user1000"), 3443);
+    ASSERT_EQ(op_slot("login:ip:10.0.0.1"), sluice__cluster_keyslot("login:ip:10.0.0.1", 17));
+    /* an identifier with '}' cuts the tag where Redis cuts it */
+    ASSERT_EQ(op_slot("r:a}b"), sluice__cluster_keyslot("r:a", 3));
+    ASSERT_EQ(op_slot("r:{x}"), sluice__cluster_keyslot("r:{x", 4));
+}
+
+static void test_wait_ms(void)
+{
+    ASSERT_EQ(sluice__cluster_wait_ms(0), 1); /* WAIT 0 would block forever */
+    ASSERT_EQ(sluice__cluster_wait_ms(1), 1);
+    ASSERT_EQ(sluice__cluster_wait_ms(20), 10);
+}
+
+int main(void)
+{
+    RUN(test_redirects);
+    RUN(test_other_errors);
+    RUN(test_op_slot);
+    RUN(test_wait_ms);
+    return test_done();
+}
