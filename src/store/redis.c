@@ -132,6 +132,7 @@ static int slot_connect(sluice__redis *r, sluice__redis_slot *s, int64_t deadlin
     char host[SLUICE_REDIS_HOST_MAX];
     int port;
     uint64_t gen = sluice__redis_addr(r, host, sizeof(host), &port);
+    s->gen = gen; /* this address has been tried, connected or not */
     if (!host[0])
         return sluice__redis_error(err, SLUICE_ESTORE, "master address unknown (Sentinel)", NULL);
     int64_t ms = left_ms(deadline_us);
@@ -281,7 +282,7 @@ static int run(sluice__redis *r, const sluice__op *op, sluice_decision *out, slu
         s->retry_at_us = 0;
     }
     if (!s->c) {
-        if (sluice__redis_mono_us() < s->retry_at_us) {
+        if (sluice__redis_mono_us() < s->retry_at_us && s->gen == atomic_load(&r->gen)) {
             rc = sluice__redis_error(err, SLUICE_ESTORE, "server unreachable, reconnecting", NULL);
             goto out_unlock;
         }

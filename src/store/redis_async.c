@@ -213,6 +213,7 @@ static void conn_connect(aconn *c)
     char host[SLUICE_REDIS_HOST_MAX];
     int port;
     uint64_t gen = sluice__redis_addr(c->r, host, sizeof(host), &port);
+    c->gen = gen; /* this address has been tried, connected or not */
     if (!host[0]) {
         schedule_reconnect(c);
         return;
@@ -334,8 +335,9 @@ int sluice__redis_decide_async(void *conn, const sluice__op *op, sluice__store_c
     if (!c || !op || !cb || op->nlimits < 1 || op->nlimits > SLUICE_MAX_LIMITS ||
         op->key_len > SLUICE_STORE_KEY_MAX)
         return SLUICE_EINVAL;
-    if (c->ac && c->gen != atomic_load(&c->r->gen)) {
-        conn_drop(c); /* Sentinel moved the master */
+    if (c->gen != atomic_load(&c->r->gen)) {
+        /* Sentinel moved the master: go there now, whatever the backoff */
+        conn_drop(c);
         evtimer_del(c->retry_timer);
         c->backoff_ms = 0;
         conn_connect(c);

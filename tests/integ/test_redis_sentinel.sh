@@ -75,9 +75,9 @@ printf '0 r k1\n0 r k1 5\n10 r k1 200\n1700000000000 r k2\n1700000000000 r k2 0\
 check "sluice replay through Sentinel prints what memory:// prints" cmp -s "$RL_DIR/mem.out" "$RL_DIR/snt.out"
 out=$("$S" bench --config "$RL_DIR/c.yaml" --rule r --store "$URL" --requests 5000 --concurrency 64 2>/dev/null | tail -1)
 check "sluice bench through Sentinel: no errors ($out)" test "$(field errors "$out")" = 0
-SLUICE_TIMEOUT_MS=50 "$T" hammer "$URL" "0:1000000000:3600000:0" 0 64 fo 9000 >"$RL_DIR/async" 2>&1 &
+SLUICE_HAMMER_RATE=5000 SLUICE_TIMEOUT_MS=50 "$T" hammer "$URL" "0:1000000000:31622400000:0" 0 64 fo 9000 >"$RL_DIR/async" 2>&1 &
 ha=$!
-SLUICE_TIMEOUT_MS=50 "$T" hammer "$URL" "0:1000000000:3600000:0" 0 0 fo 9000 >"$RL_DIR/sync" 2>&1 &
+SLUICE_HAMMER_RATE=1000 SLUICE_TIMEOUT_MS=50 "$T" hammer "$URL" "0:1000000000:31622400000:0" 0 0 fo 9000 >"$RL_DIR/sync" 2>&1 &
 hs=$!
 sleep 1
 redis_kill m KILL

@@ -204,9 +204,9 @@ timed_check() { # config store -> prints "rc elapsed_ms"
 }
 TO=50
 MARGIN_MS=${SLUICE_TEST_MARGIN_MS:-50} # plus the hammer's measured starvation (within)
-SLUICE_TIMEOUT_MS=$TO "$T" hammer "$URL/7" "3:1000000:1000:0" 0 64 stopkey 2500 >"$RL_DIR/stop_async" 2>&1 &
+SLUICE_HAMMER_RATE=5000 SLUICE_TIMEOUT_MS=$TO "$T" hammer "$URL/7" "3:1000000:1000:0" 0 64 stopkey 2500 >"$RL_DIR/stop_async" 2>&1 &
 ha=$!
-SLUICE_TIMEOUT_MS=$TO "$T" hammer "$URL/7" "3:1000000:1000:0" 0 0 stopkey 2500 >"$RL_DIR/stop_sync" 2>&1 &
+SLUICE_HAMMER_RATE=1000 SLUICE_TIMEOUT_MS=$TO "$T" hammer "$URL/7" "3:1000000:1000:0" 0 0 stopkey 2500 >"$RL_DIR/stop_sync" 2>&1 &
 hs=$!
 sleep 0.5
 redis_kill a STOP
@@ -229,9 +229,9 @@ check "SIGCONT: async decisions succeed again" test "$(field tail_ok "$a_out")" 
 check "SIGCONT: sync decisions succeed again" test "$(field tail_ok "$s_out")" -gt 0
 
 # ---- 8 ------------------------------------------------------------------
-SLUICE_TIMEOUT_MS=$TO "$T" hammer "$URL/8" "3:1000000:1000:0" 0 64 killkey 3000 >"$RL_DIR/kill_async" 2>&1 &
+SLUICE_HAMMER_RATE=5000 SLUICE_TIMEOUT_MS=$TO "$T" hammer "$URL/8" "3:1000000:1000:0" 0 64 killkey 3000 >"$RL_DIR/kill_async" 2>&1 &
 ha=$!
-SLUICE_TIMEOUT_MS=$TO "$T" hammer "$URL/8" "3:1000000:1000:0" 0 0 killkey 3000 >"$RL_DIR/kill_sync" 2>&1 &
+SLUICE_HAMMER_RATE=1000 SLUICE_TIMEOUT_MS=$TO "$T" hammer "$URL/8" "3:1000000:1000:0" 0 0 killkey 3000 >"$RL_DIR/kill_sync" 2>&1 &
 hs=$!
 sleep 0.5
 redis_kill a KILL

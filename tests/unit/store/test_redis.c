@@ -18,13 +18,16 @@
  * makes N decisions (or as many as fit in DURATION_MS) of cost 1 with the
  * server's time on KEY, INFLIGHT in flight on the async path (0: the
  * blocking path, -T: T threads on the blocking path), and prints "allowed=A denied=D errors=E
- * max_us=M tail_ok=T done=N" (tail_ok: successes after the last error); SPEC is
+ * max_us=M tail_ok=T done=N starve_us=S" (tail_ok: successes after the last
+ * error; starve_us: the longest time the process could not run); SPEC is
  * "alg:limit:window_ms:burst[,alg:...]" with alg a number (sluice.h).
  *   test_redis peek URL SPEC KEY    prints each limit's remaining.
  */
 #include <event2/event.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -359,9 +362,12 @@ typedef struct hammer {
     int64_t total, started, done;
     int64_t allowed, denied, errors, flush_every;
     int64_t max_us;
-    int64_t tail_ok; /* successes since the last error */
-    int64_t end_us;  /* time-bounded run: stop starting at this time; 0: by count */
-    int64_t t_start; /* for debug output */
+    int64_t tail_ok;   /* successes since the last error */
+    int64_t end_us;    /* time-bounded run: stop starting at this time; 0: by count */
+    int64_t t_start;   /* for debug output */
+    int64_t pace_us;   /* pause of each chain between decisions (0: none) */
+    struct event *lag; /* measures how late the loop runs a 5 ms timer */
+    int64_t lag_due_us;
     redisContext *flusher;
 } hammer;
 
@@ -418,8 +424,10 @@ static void hammer_cb(int status, const sluice_decision *d, void *arg)
             event_base_loopbreak(h->base);
         return;
     }
-    /* never recurse: a failing store answers inline; pace failures at 5 ms */
-    struct timeval tv = {0, status ? 5000 : 0};
+    /* never recurse: a failing store answers inline; pace failures at 5 ms
+     * and successes at pace_us (SLUICE_HAMMER_RATE) */
+    int64_t us = status ? 5000 : h->pace_us;
+    struct timeval tv = {(time_t)(us / 1000000), (suseconds_t)(us % 1000000)};
     event_base_once(h->base, -1, EV_TIMEOUT, hammer_later, h, &tv);
 }
 
@@ -468,8 +476,9 @@ static void *sync_thread(void *p)
         pthread_mutex_lock(a->mu);
         hammer_record(h, rc, rc ? NULL : &d, t0);
         pthread_mutex_unlock(a->mu);
-        if (rc) {
-            struct timespec ts = {0, 1000000};
+        int64_t us = rc ? 1000 : h->pace_us;
+        if (us > 0) {
+            struct timespec ts = {(time_t)(us / 1000000), (long)(us % 1000000) * 1000};
             nanosleep(&ts, NULL);
         }
     }
@@ -489,6 +498,22 @@ static void hammer_run_sync(hammer *h, void *impl, int nthreads)
         pthread_join(th[i], NULL);
 }
 
+static atomic_int_fast64_t starve_us;
+
+/* How late the loop itself runs a timer: while it is late, no deadline fires. */
+static void lag_tick(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    hammer *h = arg;
+    int64_t now = sluice__redis_mono_us();
+    if (now - h->lag_due_us > atomic_load(&starve_us))
+        atomic_store(&starve_us, now - h->lag_due_us);
+    h->lag_due_us = now + 5000;
+    if (!hammer_more(h))
+        event_del(h->lag);
+}
+
 static void hammer_run(hammer *h, void *impl, int inflight, int timeout_s)
 {
     if (inflight <= 0) {
@@ -498,12 +523,17 @@ static void hammer_run(hammer *h, void *impl, int inflight, int timeout_s)
     h->base = event_base_new();
     sluice_error err = {0};
     ASSERT_EQ(sluice__redis_ops.attach(impl, h->base, &h->conn, &err), 0);
+    h->lag = event_new(h->base, -1, EV_PERSIST, lag_tick, h);
+    struct timeval five = {0, 5000};
+    h->lag_due_us = sluice__redis_mono_us() + 5000;
+    event_add(h->lag, &five);
     for (int i = 0; i < inflight; i++)
         hammer_next(h);
     struct timeval tv = {timeout_s, 0};
     event_base_loopexit(h->base, &tv);
     event_base_dispatch(h->base);
     sluice__redis_ops.detach(h->conn);
+    event_free(h->lag);
     event_base_free(h->base);
 }
 
@@ -556,6 +586,25 @@ static int parse_spec(const char *spec, sluice_limit *lims)
     return n;
 }
 
+/* Watchdog: the worst oversleep of a 5 ms sleep while the hammer runs, i.e.
+ * how long this process could not run at all (a busy machine).  Latency
+ * checks allow for it, since no deadline can fire while the process sleeps. */
+static atomic_bool starve_stop;
+
+static void *starve_main(void *arg)
+{
+    (void)arg;
+    while (!atomic_load(&starve_stop)) {
+        int64_t t0 = sluice__redis_mono_us();
+        struct timespec ts = {0, 5000000};
+        nanosleep(&ts, NULL);
+        int64_t late = sluice__redis_mono_us() - t0 - 5000;
+        if (late > atomic_load(&starve_us))
+            atomic_store(&starve_us, late);
+    }
+    return NULL;
+}
+
 static int worker(int argc, char **argv)
 {
     if (argc >= 5 && strcmp(argv[1], "peek") == 0) {
@@ -585,14 +634,25 @@ static int worker(int argc, char **argv)
         h.total = atoll(argv[4]);
         h.key = argv[6];
         h.t_start = sluice__redis_mono_us();
+        int inflight = atoi(argv[5]);
+        const char *rate = getenv("SLUICE_HAMMER_RATE"); /* decisions/s, roughly */
+        if (rate && atoll(rate) > 0)
+            h.pace_us = (inflight > 0 ? inflight : (inflight == 0 ? 1 : -inflight)) * 1000000LL /
+                        atoll(rate);
         if (argc >= 8) /* DURATION_MS: run for that long, N ignored */
             h.end_us = sluice__redis_mono_us() + atoll(argv[7]) * 1000;
         if (h.n < 1 || (h.total < 1 && !h.end_us))
             return 2;
-        hammer_run(&h, impl, atoi(argv[5]), 120);
+        pthread_t wd;
+        bool wd_ok = pthread_create(&wd, NULL, starve_main, NULL) == 0;
+        hammer_run(&h, impl, inflight, 120);
+        atomic_store(&starve_stop, true);
+        if (wd_ok)
+            pthread_join(wd, NULL);
         printf("allowed=%" PRId64 " denied=%" PRId64 " errors=%" PRId64 " max_us=%" PRId64
-               " tail_ok=%" PRId64 " done=%" PRId64 "\n",
-               h.allowed, h.denied, h.errors, h.max_us, h.tail_ok, h.done);
+               " tail_ok=%" PRId64 " done=%" PRId64 " starve_us=%" PRId64 "\n",
+               h.allowed, h.denied, h.errors, h.max_us, h.tail_ok, h.done,
+               (int64_t)atomic_load(&starve_us));
         sluice__redis_ops.close(impl);
         return h.done == h.started ? 0 : 1;
     }
