@@ -11,7 +11,13 @@
 #   cluster_wait_ok [SECONDS]    until every node reports cluster_state:ok
 #   cluster_masters              ports of the current masters (from CLUSTER NODES)
 
-CL_DIR=$(mktemp -d "${TMPDIR:-/tmp}/sluice-cluster.XXXXXX")
+# On tmpfs when there is one: every slot change makes each node fsync its
+# nodes.conf, which on a busy disk stalls the server for 100 ms and more.
+if [ -z "${TMPDIR:-}" ] && [ -d /dev/shm ] && [ -w /dev/shm ]; then
+  CL_DIR=$(mktemp -d /dev/shm/sluice-cluster.XXXXXX)
+else
+  CL_DIR=$(mktemp -d "${TMPDIR:-/tmp}/sluice-cluster.XXXXXX")
+fi
 CL_PORTS=()
 CL_PIDS=()
 
