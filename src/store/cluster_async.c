@@ -15,9 +15,12 @@
  *     ASK: re-sent once to the target behind ASKING; TRYAGAIN, CLUSTERDOWN,
  *     LOADING: re-sent after a 5 ms timer while the deadline allows;
  *   - NOSCRIPT: SCRIPT LOAD and the same EVALSHA again, in order;
- *   - with ?wait=N, WAIT N follows the EVALSHA in the same pipeline and the
- *     callback runs when WAIT answers (or at the deadline, with the decision,
- *     which the master has already committed).
+ *   - with ?wait=N, one WAIT N per connection and loop turn follows the
+ *     EVALSHAs sent in that turn (WAIT blocks its connection, so one per
+ *     decision would serialise the pipeline; one WAIT covers every earlier
+ *     write of its connection); each callback runs when that WAIT answers
+ *     (or at the deadline, with the decision, which the master has already
+ *     committed).
  * A master that cannot be reached is not retried before its backoff (10 ms
  * doubling to 1 s) has passed, and meanwhile decisions routed to it fail at
  * once with SLUICE_ESTORE (the callback runs before decide_async returns):
@@ -51,6 +54,11 @@ typedef struct cnconn {
     int64_t retry_at_us;        /* monotonic: no reconnect before this */
     uint64_t replies;           /* replies received on this connection */
     int inflight;               /* hiredis callbacks pending */
+    /* ?wait=N: requests sent since the last WAIT, each holding a hold */
+    struct creq **pend;
+    int npend, cappend;
+    int pend_n;                 /* largest N among them */
+    struct event *wait_ev;      /* zero-delay timer: sends this turn's WAIT */
 } cnconn;
 
 typedef struct creq {
@@ -68,7 +76,7 @@ typedef struct creq {
     int loads;                  /* NOSCRIPT reloads */
     int ask;                    /* node of the next send behind ASKING, or -1 */
     bool asking;                /* the last send went behind ASKING */
-    int waiting;                /* N of the WAIT sent after the last EVALSHA; 0: none */
+    int waiting;                /* N of the WAIT covering the last EVALSHA; 0: none */
     bool have;                  /* decision in d; waiting for WAIT */
     const redisAsyncContext *wait_ac;
     cnconn *sent_on;
@@ -138,6 +146,26 @@ static bool req_release(creq *q, cnconn *n, const void *reply)
     return true;
 }
 
+/* The requests one WAIT covers. */
+typedef struct wbatch {
+    int n;
+    creq *reqs[];
+} wbatch;
+
+/* Drops the holds of requests whose WAIT will not be sent. */
+static void pend_clear(cnconn *n)
+{
+    for (int i = 0; i < n->npend; i++) {
+        creq *q = n->pend[i];
+        q->holds--;
+        q->waiting = 0;
+        if (q->finished && q->holds == 0)
+            req_free(q);
+    }
+    n->npend = 0;
+    n->pend_n = 0;
+}
+
 /* ---- connections ------------------------------------------------------- */
 
 static void conn_lost(cnconn *n, const redisAsyncContext *ac)
@@ -148,6 +176,7 @@ static void conn_lost(cnconn *n, const redisAsyncContext *ac)
     n->connected = false;
     if (n->connect_timer)
         evtimer_del(n->connect_timer);
+    pend_clear(n);
     if (n->backoff_ms < SLUICE_REDIS_BACKOFF_MIN_MS)
         n->backoff_ms = SLUICE_REDIS_BACKOFF_MIN_MS;
     n->retry_at_us = sluice__redis_mono_us() + (int64_t)n->backoff_ms * 1000;
@@ -251,6 +280,61 @@ static int conn_connect(cnconn *n)
 static void on_reply(redisAsyncContext *ac, void *reply, void *privdata);
 static void on_wait(redisAsyncContext *ac, void *reply, void *privdata);
 
+/* End of a loop turn: one WAIT for every EVALSHA sent on n since the last one. */
+static void on_wait_turn(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    cnconn *n = arg;
+    if (n->npend == 0)
+        return;
+    wbatch *b = n->ac ? sluice__malloc(sizeof(*b) + sizeof(creq *) * (size_t)n->npend) : NULL;
+    if (!b) {
+        pend_clear(n); /* their decisions complete without WAIT */
+        return;
+    }
+    int64_t left_us = INT64_MAX, now = sluice__redis_mono_us();
+    b->n = n->npend;
+    for (int i = 0; i < n->npend; i++) {
+        b->reqs[i] = n->pend[i];
+        if (n->pend[i]->deadline_us - now < left_us)
+            left_us = n->pend[i]->deadline_us - now;
+    }
+    if (redisAsyncCommand(n->ac, on_wait, b, "WAIT %d %lld", n->pend_n,
+                          sluice__cluster_wait_ms(left_us / 1000)) != REDIS_OK) {
+        sluice__free(b);
+        pend_clear(n);
+        return;
+    }
+    n->inflight++;
+    n->npend = 0; /* the holds move to the batch */
+    n->pend_n = 0;
+}
+
+/* Puts q under the WAIT of this turn on n; false when it cannot (no WAIT then). */
+static bool pend_add(cnconn *n, creq *q, int wait_n)
+{
+    if (!n->wait_ev && !(n->wait_ev = evtimer_new(n->l->base, on_wait_turn, n)))
+        return false;
+    if (n->npend == n->cappend) {
+        int cap = n->cappend ? n->cappend * 2 : 64;
+        creq **p = sluice__realloc(n->pend, sizeof(*p) * (size_t)cap);
+        if (!p)
+            return false;
+        n->pend = p;
+        n->cappend = cap;
+    }
+    n->pend[n->npend++] = q;
+    q->holds++;
+    if (wait_n > n->pend_n)
+        n->pend_n = wait_n;
+    if (!evtimer_pending(n->wait_ev, NULL)) {
+        struct timeval zero = {0, 0};
+        evtimer_add(n->wait_ev, &zero);
+    }
+    return true;
+}
+
 /* Pipelines [SCRIPT LOAD] [ASKING] EVALSHA [WAIT] for q on n. */
 static int req_send(cnconn *n, creq *q, bool load)
 {
@@ -272,16 +356,8 @@ static int req_send(cnconn *n, creq *q, bool load)
     q->holds++;
     n->inflight++;
     q->waiting = sluice__cluster_wait_n(cs, n->index);
-    if (q->waiting > 0) {
-        int64_t w = (q->deadline_us - sluice__redis_mono_us()) / 1000;
-        if (redisAsyncCommand(ac, on_wait, q, "WAIT %d %lld", q->waiting,
-                              sluice__cluster_wait_ms(w)) == REDIS_OK) {
-            q->holds++;
-            n->inflight++;
-        } else {
-            q->waiting = 0;
-        }
-    }
+    if (q->waiting > 0 && !pend_add(n, q, q->waiting))
+        q->waiting = 0;
     q->sent_on = n;
     q->replies_at_send = n->replies;
     return 0;
@@ -410,15 +486,27 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *privdata)
 
 static void on_wait(redisAsyncContext *ac, void *reply, void *privdata)
 {
-    creq *q = privdata;
+    wbatch *b = privdata;
     cnconn *n = ac->data;
-    if (req_release(q, n, reply))
-        return;
-    if (q->have && q->wait_ac == ac) {
-        if (n)
-            n->backoff_ms = 0;
-        req_finish(q, 0, &q->d);
+    if (n) {
+        n->inflight--;
+        if (reply)
+            n->replies++;
     }
+    for (int i = 0; i < b->n; i++) {
+        creq *q = b->reqs[i];
+        q->holds--;
+        if (q->finished) {
+            if (q->holds == 0)
+                req_free(q);
+        } else if (q->have && q->wait_ac == ac) {
+            /* this WAIT followed its EVALSHA on the connection that answered it */
+            if (n)
+                n->backoff_ms = 0;
+            req_finish(q, 0, &q->d);
+        }
+    }
+    sluice__free(b);
 }
 
 static void on_deadline(evutil_socket_t fd, short what, void *arg)
@@ -523,6 +611,10 @@ void sluice__cluster_detach(void *conn)
         }
         if (n->connect_timer)
             event_free(n->connect_timer);
+        pend_clear(n);
+        if (n->wait_ev)
+            event_free(n->wait_ev);
+        sluice__free(n->pend);
     }
     sluice__free(l);
 }

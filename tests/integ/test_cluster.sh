@@ -57,6 +57,9 @@ URL=$(cluster_url)
 echo "# $URL, masters: $(cluster_masters | paste -sd' ' -)"
 export SLUICE_TIMEOUT_MS=100
 LAT_MS=250 # timeout_ms + 150 ms margin (2-core machines running the cluster too)
+# Traffic is paced (decisions/s over 3 threads and an async loop): a driver
+# that saturates the CPUs the cluster runs on measures its own starvation.
+RATE=${SLUICE_CLUSTER_RATE:-8000}
 
 cat >"$CL_DIR/spread.yaml" <<'Y'
 timeout_ms: 1000
@@ -127,7 +130,7 @@ flush_all
 run_load() {
   local secs=$1; shift
   rm -f "$CL_DIR/ready"
-  SLUICE_CLUSTER_URL=${LOAD_URL:-$URL} "$D" load "$secs" --ready "$CL_DIR/ready" "$@" \
+  SLUICE_CLUSTER_URL=${LOAD_URL:-$URL} "$D" load "$secs" --ready "$CL_DIR/ready" --rate "$RATE" "$@" \
     >"$CL_DIR/load.out" 2>&1 &
   LOAD_PID=$!
   local i

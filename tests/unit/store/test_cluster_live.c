@@ -10,7 +10,8 @@
  *       threads and async loops hammer 8 hot keys; each key must admit
  *       exactly its limit, with no store error.
  *   test_cluster_live load SECONDS [--max-errors N] [--latency-ms MS]
- *                          [--exact] [--ready FILE]
+ *                          [--exact] [--ready FILE] [--rate PER_SEC]
+ *                          [--dead-ranges a-b,c-d]
  *       K keys (limit L per hour, two limits on one hash tag) from blocking
  *       threads and async loops for SECONDS.  Then a peek of every key gives
  *       the count the store holds; lost = admitted-as-seen - held, summed
@@ -141,6 +142,19 @@ static int pick(uint64_t *rs)
     return (int)(test_rand(rs) % (uint64_t)nkeys);
 }
 
+/* --rate: decisions per second per worker (0: as fast as possible).  An
+ * open-loop pace leaves CPU to the cluster on small machines, so a latency
+ * figure measures the store, not the driver starving it. */
+static double rate_per_worker;
+
+/* True when a worker that started at start_us and issued `issued` decisions
+ * is ahead of its pace. */
+static bool ahead(int64_t start_us, int64_t issued)
+{
+    return rate_per_worker > 0 &&
+           (double)issued > (double)(mono_us() - start_us) * rate_per_worker / 1e6;
+}
+
 static bool running(int64_t *budget)
 {
     if (budget)
@@ -161,7 +175,11 @@ static void *run_blocking(void *arg)
     worker *w = arg;
     atomic_fetch_add(&ready, 1);
     int64_t *budget = w->budget >= 0 ? &w->budget : NULL;
+    int64_t start = mono_us(), issued = 0;
     while (running(budget)) {
+        while (ahead(start, issued))
+            usleep(500);
+        issued++;
         int k = pick(&w->rs);
         char key[64];
         size_t len;
@@ -198,6 +216,7 @@ typedef struct aloop {
     int inflight;
     bool pumping;
     bool failed; /* a decision failed: pump again on the next tick only */
+    int64_t start_us, issued;
 } aloop;
 
 typedef struct aslot {
@@ -228,7 +247,9 @@ static void pump(aloop *l)
 {
     l->pumping = true;
     int64_t *budget = l->budget >= 0 ? &l->budget : NULL;
-    while (l->inflight < INFLIGHT && !l->failed && running(budget)) {
+    while (l->inflight < INFLIGHT && !l->failed && !ahead(l->start_us, l->issued) &&
+           running(budget)) {
+        l->issued++;
         aslot *s = calloc(1, sizeof(*s));
         ASSERT(s);
         s->l = l;
@@ -275,6 +296,7 @@ static void *run_async(void *arg)
     struct timeval tv = {0, 1000};
     event_add(tick, &tv);
     atomic_fetch_add(&ready, 1);
+    l->start_us = mono_us();
     pump(l);
     while (l->inflight > 0 || (l->budget >= 0 ? l->budget > 0 : mono_us() < end_us))
         event_base_loop(l->base, EVLOOP_ONCE);
@@ -406,6 +428,8 @@ static int test_load(int argc, char **argv)
             exact = true;
         else if (strcmp(argv[i], "--ready") == 0 && i + 1 < argc)
             ready_file = argv[++i];
+        else if (strcmp(argv[i], "--rate") == 0 && i + 1 < argc)
+            rate_per_worker = strtod(argv[++i], NULL) / (THREADS + LOOPS);
         else if (strcmp(argv[i], "--dead-ranges") == 0 && i + 1 < argc)
             set_ranges(argv[++i]);
     }
