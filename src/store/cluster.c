@@ -4,6 +4,8 @@
  * thread, and the blocking decision path.  The asynchronous path for event
  * loops is cluster_async.c.
  *
+ * The slot map, node table and refresh thread are in cluster_topo.c.
+ *
  * Routing.  A decision's keys sluice:{<rule>:<identifier>}:<n> share one
  * hash tag, so one decision is one EVALSHA to the master of one slot
  * (CRC16/XMODEM, crc16.c).  slots[] maps each of the 16384 slots to an entry
@@ -73,9 +75,9 @@ static int cerr(sluice_error *err, int code, const char *what, const char *detai
 
 static int io_error(sluice_error *err, const redisContext *c)
 {
-    bool to = c->err == REDIS_ERR_IO && (errno == EAGAIN || errno == EWOULDBLOCK ||
-                                        strstr(c->errstr, "temporarily unavailable") ||
-                                        strstr(c->errstr, "timed out"));
+    bool to = c->err == REDIS_ERR_IO &&
+              (errno == EAGAIN || errno == EWOULDBLOCK ||
+               strstr(c->errstr, "temporarily unavailable") || strstr(c->errstr, "timed out"));
     if (to)
         return cerr(err, SLUICE_ETIMEOUT, "timed out", NULL);
     return cerr(err, SLUICE_ESTORE, "connection error", c->errstr);
@@ -86,367 +88,6 @@ static void sleep_ms(int64_t ms)
     struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
     while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
     }
-}
-
-/* ---- slots and nodes --------------------------------------------------- */
-
-int sluice__cluster_op_slot(const sluice__op *op)
-{
-    /* Hash the key exactly as Redis will see it, so an identifier holding
-     * braces still routes to the node that owns the key. */
-    char k[SLUICE_STORE_KEY_MAX + 16];
-    size_t len = op->key_len > SLUICE_STORE_KEY_MAX ? SLUICE_STORE_KEY_MAX : op->key_len;
-    memcpy(k, "sluice:{", 8);
-    memcpy(k + 8, op->key, len);
-    memcpy(k + 8 + len, "}:0", 3);
-    return sluice__cluster_keyslot(k, 8 + len + 3);
-}
-
-int sluice__cluster_slot_node(sluice__cluster *cs, int slot)
-{
-    return atomic_load_explicit(&cs->slots[slot], memory_order_acquire);
-}
-
-uint64_t sluice__cluster_node_addr(sluice__cluster *cs, int i, char *host, size_t size,
-                                   int *port)
-{
-    pthread_mutex_lock(&cs->topo_mu);
-    snprintf(host, size, "%s", cs->nodes[i].host);
-    *port = cs->nodes[i].port;
-    uint64_t gen = atomic_load(&cs->nodes[i].gen);
-    pthread_mutex_unlock(&cs->topo_mu);
-    return gen;
-}
-
-/* Under topo_mu.  pinned (may be NULL) marks entries that must not be reused. */
-static int node_for_locked(sluice__cluster *cs, const char *host, int port,
-                           const uint8_t *pinned)
-{
-    for (int i = 0; i < cs->nnodes; i++) {
-        if (cs->nodes[i].port == port && strcmp(cs->nodes[i].host, host) == 0)
-            return i;
-    }
-    int i = -1;
-    if (cs->nnodes < SLUICE_CLUSTER_NODES_MAX) {
-        i = cs->nnodes++;
-    } else {
-        /* full: take an entry no slot points to (a node that left the cluster) */
-        uint8_t used[SLUICE_CLUSTER_NODES_MAX] = {0};
-        for (int s = 0; s < SLUICE_CLUSTER_SLOTS; s++) {
-            int n = atomic_load_explicit(&cs->slots[s], memory_order_relaxed);
-            if (n < SLUICE_CLUSTER_NODES_MAX)
-                used[n] = 1;
-        }
-        for (int j = 0; j < SLUICE_CLUSTER_NODES_MAX && i < 0; j++) {
-            if (!used[j] && !(pinned && pinned[j]))
-                i = j;
-        }
-        if (i < 0)
-            return -1;
-    }
-    snprintf(cs->nodes[i].host, sizeof(cs->nodes[i].host), "%s", host);
-    cs->nodes[i].port = port;
-    atomic_fetch_add(&cs->nodes[i].gen, 1); /* pooled contexts of the old address reconnect */
-    return i;
-}
-
-int sluice__cluster_node_for(sluice__cluster *cs, const char *host, int port)
-{
-    if (strlen(host) >= SLUICE_REDIS_HOST_MAX || port <= 0 || port > 65535)
-        return -1;
-    pthread_mutex_lock(&cs->topo_mu);
-    int i = node_for_locked(cs, host, port, NULL);
-    pthread_mutex_unlock(&cs->topo_mu);
-    return i;
-}
-
-int sluice__cluster_wait_n(sluice__cluster *cs, int i)
-{
-    /* WAIT on a master without replicas would only burn the deadline */
-    int r = atomic_load(&cs->nodes[i].replicas);
-    return cs->wait_replicas < r ? cs->wait_replicas : r;
-}
-
-long long sluice__cluster_wait_ms(int64_t left_ms)
-{
-    return left_ms / 2 < 1 ? 1 : (long long)(left_ms / 2);
-}
-
-void sluice__cluster_kick(sluice__cluster *cs)
-{
-    pthread_mutex_lock(&cs->kick_mu);
-    if (!cs->kicked) {
-        cs->kicked = true;
-        pthread_cond_signal(&cs->kick_cv);
-    }
-    pthread_mutex_unlock(&cs->kick_mu);
-}
-
-void sluice__cluster_set_slot(sluice__cluster *cs, int slot, int i)
-{
-    if (slot < 0 || slot >= SLUICE_CLUSTER_SLOTS || i < 0)
-        return;
-    uint16_t old = atomic_exchange(&cs->slots[slot], (uint16_t)i);
-    if (old != (uint16_t)i)
-        atomic_fetch_add(&cs->map_epoch, 1);
-    sluice__cluster_kick(cs);
-}
-
-static bool has_prefix(const redisReply *r, const char *p)
-{
-    size_t l = strlen(p);
-    return r->len >= l && memcmp(r->str, p, l) == 0;
-}
-
-/* "MOVED 3999 127.0.0.1:6381" / "ASK 3999 :6381" (empty host: the same host) */
-static bool parse_redirect(const char *s, int *slot, char *host, size_t size, int *port)
-{
-    const char *sp = strchr(s, ' ');
-    if (!sp)
-        return false;
-    char *end;
-    long v = strtol(sp + 1, &end, 10);
-    if (end == sp + 1 || *end != ' ' || v < 0 || v >= SLUICE_CLUSTER_SLOTS)
-        return false;
-    const char *ep = end + 1;
-    const char *colon = strrchr(ep, ':');
-    if (!colon)
-        return false;
-    size_t hl = (size_t)(colon - ep);
-    if (hl >= size)
-        return false;
-    char *pend;
-    long p = strtol(colon + 1, &pend, 10);
-    if (pend == colon + 1 || p <= 0 || p > 65535)
-        return false;
-    memcpy(host, ep, hl);
-    host[hl] = '\0';
-    *slot = (int)v;
-    *port = (int)p;
-    return true;
-}
-
-sluice__cluster_reply sluice__cluster_classify(const redisReply *reply, int *slot, char *host,
-                                               size_t size, int *port)
-{
-    if (!reply || reply->type != REDIS_REPLY_ERROR || !reply->str)
-        return SLUICE_CREPLY_DONE;
-    if (has_prefix(reply, "MOVED ") && parse_redirect(reply->str, slot, host, size, port))
-        return SLUICE_CREPLY_MOVED;
-    if (has_prefix(reply, "ASK ") && parse_redirect(reply->str, slot, host, size, port))
-        return SLUICE_CREPLY_ASK;
-    if (sluice__redis_is_noscript(reply))
-        return SLUICE_CREPLY_NOSCRIPT;
-    static const char *const retry[] = {"TRYAGAIN", "CLUSTERDOWN", "LOADING", "MASTERDOWN",
-                                        "READONLY"};
-    for (size_t i = 0; i < sizeof(retry) / sizeof(retry[0]); i++) {
-        if (has_prefix(reply, retry[i]))
-            return SLUICE_CREPLY_RETRY;
-    }
-    return SLUICE_CREPLY_DONE;
-}
-
-/* ---- topology refresh -------------------------------------------------- */
-
-static void known_add(sluice__cluster *cs, int *n, const char *host, int port)
-{
-    for (int i = 0; i < *n; i++) {
-        if (cs->known_port[i] == port && strcmp(cs->known_host[i], host) == 0)
-            return;
-    }
-    if (*n >= SLUICE_CLUSTER_KNOWN_MAX || strlen(host) >= SLUICE_REDIS_HOST_MAX)
-        return;
-    snprintf(cs->known_host[*n], SLUICE_REDIS_HOST_MAX, "%s", host);
-    cs->known_port[*n] = port;
-    (*n)++;
-}
-
-/* Host of a CLUSTER SLOTS node entry; NULL, "" and "?" mean the host asked. */
-static const char *entry_host(const redisReply *e, const char *asked)
-{
-    const redisReply *h = e->element[0];
-    if (h->type != REDIS_REPLY_STRING || h->len == 0 || strcmp(h->str, "?") == 0)
-        return asked;
-    return h->str;
-}
-
-static bool node_entry_ok(const redisReply *e)
-{
-    return e->type == REDIS_REPLY_ARRAY && e->elements >= 2 &&
-           e->element[1]->type == REDIS_REPLY_INTEGER && e->element[1]->integer > 0 &&
-           e->element[1]->integer <= 65535 &&
-           (e->element[0]->type == REDIS_REPLY_STRING || e->element[0]->type == REDIS_REPLY_NIL);
-}
-
-/* Frees the pooled contexts of entries no slot points to (nodes that left). */
-static void close_unused(sluice__cluster *cs, const uint8_t *used)
-{
-    for (int i = 0; i < SLUICE_CLUSTER_NODES_MAX; i++) {
-        if (used[i])
-            continue;
-        for (int j = 0; j < SLUICE_CLUSTER_POOL; j++) {
-            sluice__redis_slot *s = &cs->nodes[i].pool[j];
-            if (pthread_mutex_trylock(&s->mu) != 0)
-                continue;
-            if (s->c) {
-                redisFree(s->c);
-                s->c = NULL;
-            }
-            pthread_mutex_unlock(&s->mu);
-        }
-    }
-}
-
-/* Installs the slot map of a CLUSTER SLOTS reply.  0, or -1 if malformed. */
-static int apply_slots(sluice__cluster *cs, const redisReply *rep, const char *asked)
-{
-    if (rep->type != REDIS_REPLY_ARRAY || rep->elements == 0)
-        return -1;
-    uint16_t *map = sluice__malloc(sizeof(*map) * SLUICE_CLUSTER_SLOTS);
-    if (!map)
-        return -1;
-    for (int s = 0; s < SLUICE_CLUSTER_SLOTS; s++)
-        map[s] = SLUICE_CLUSTER_NO_NODE;
-    uint8_t pinned[SLUICE_CLUSTER_NODES_MAX] = {0};
-    pthread_mutex_lock(&cs->topo_mu);
-    int nknown = cs->nseeds;
-    for (size_t k = 0; k < rep->elements; k++) {
-        const redisReply *r = rep->element[k];
-        if (r->type != REDIS_REPLY_ARRAY || r->elements < 3 ||
-            r->element[0]->type != REDIS_REPLY_INTEGER ||
-            r->element[1]->type != REDIS_REPLY_INTEGER || !node_entry_ok(r->element[2]))
-            continue;
-        long long lo = r->element[0]->integer, hi = r->element[1]->integer;
-        if (lo < 0 || hi >= SLUICE_CLUSTER_SLOTS || lo > hi)
-            continue;
-        const char *host = entry_host(r->element[2], asked);
-        int port = (int)r->element[2]->element[1]->integer;
-        if (strlen(host) >= SLUICE_REDIS_HOST_MAX)
-            continue;
-        int i = node_for_locked(cs, host, port, pinned);
-        if (i < 0)
-            continue;
-        pinned[i] = 1;
-        for (long long s = lo; s <= hi; s++)
-            map[s] = (uint16_t)i;
-        known_add(cs, &nknown, host, port);
-        int replicas = 0;
-        for (size_t j = 3; j < r->elements; j++) {
-            if (!node_entry_ok(r->element[j]))
-                continue;
-            replicas++;
-            known_add(cs, &nknown, entry_host(r->element[j], asked),
-                      (int)r->element[j]->element[1]->integer);
-        }
-        atomic_store(&cs->nodes[i].replicas, replicas);
-    }
-    cs->nknown = nknown;
-    bool changed = false;
-    for (int s = 0; s < SLUICE_CLUSTER_SLOTS; s++) {
-        if (atomic_load_explicit(&cs->slots[s], memory_order_relaxed) != map[s]) {
-            atomic_store_explicit(&cs->slots[s], map[s], memory_order_release);
-            changed = true;
-        }
-    }
-    pthread_mutex_unlock(&cs->topo_mu);
-    sluice__free(map);
-    if (changed)
-        atomic_fetch_add(&cs->map_epoch, 1);
-    close_unused(cs, pinned);
-    atomic_fetch_add(&cs->refreshes, 1);
-    return 0;
-}
-
-/* Time allowed to one topology query: generous, it blocks no decision. */
-static int64_t refresh_timeout_ms(const sluice__cluster *cs)
-{
-    int64_t ms = (int64_t)cs->timeout_ms * 5;
-    return ms < 100 ? 100 : ms > 1000 ? 1000 : ms;
-}
-
-static redisContext *refresh_connect(sluice__cluster *cs, const char *host, int port)
-{
-    int64_t ms = refresh_timeout_ms(cs);
-    redisContext *c = redisConnectWithTimeout(host, port, tv_ms(ms));
-    if (!c || c->err || redisSetTimeout(c, tv_ms(ms)) != REDIS_OK) {
-        if (c)
-            redisFree(c);
-        return NULL;
-    }
-    if (cs->password) {
-        redisReply *r = cs->user ? redisCommand(c, "AUTH %s %s", cs->user, cs->password)
-                                 : redisCommand(c, "AUTH %s", cs->password);
-        bool ok = r && r->type != REDIS_REPLY_ERROR;
-        if (r)
-            freeReplyObject(r);
-        if (!ok) {
-            redisFree(c);
-            return NULL;
-        }
-    }
-    return c;
-}
-
-/* One CLUSTER SLOTS on the thread's connection, or on the next known node
- * that answers.  0 when a map was installed. */
-static int refresh_once(sluice__cluster *cs)
-{
-    char host[SLUICE_REDIS_HOST_MAX];
-    for (int attempt = 0; attempt <= SLUICE_CLUSTER_KNOWN_MAX; attempt++) {
-        pthread_mutex_lock(&cs->topo_mu);
-        int n = cs->nknown;
-        if (!cs->rc)
-            cs->rc_known = n > 0 ? (cs->rc_known + 1) % n : 0;
-        int k = cs->rc_known < n ? cs->rc_known : 0;
-        snprintf(host, sizeof(host), "%s", n ? cs->known_host[k] : "");
-        int port = n ? cs->known_port[k] : 0;
-        pthread_mutex_unlock(&cs->topo_mu);
-        if (!n || attempt >= n + 1)
-            return -1;
-        if (!cs->rc && !(cs->rc = refresh_connect(cs, host, port)))
-            continue;
-        redisReply *r = redisCommand(cs->rc, "CLUSTER SLOTS");
-        int rc = r ? apply_slots(cs, r, host) : -1;
-        if (r)
-            freeReplyObject(r);
-        if (rc == 0)
-            return 0;
-        redisFree(cs->rc);
-        cs->rc = NULL;
-    }
-    return -1;
-}
-
-static void *refresh_thread(void *arg)
-{
-    sluice__cluster *cs = arg;
-    int64_t next_ok_us = 0; /* no error-driven refresh before this */
-    pthread_mutex_lock(&cs->kick_mu);
-    while (!cs->stopping) {
-        int64_t now = sluice__redis_mono_us();
-        int64_t wake = now + (int64_t)SLUICE_CLUSTER_REFRESH_MS * 1000;
-        if (cs->kicked)
-            wake = next_ok_us;
-        if (wake > now) {
-            struct timespec ts;
-            clock_gettime(CLOCK_MONOTONIC, &ts);
-            int64_t ns = ts.tv_nsec + (wake - now) * 1000;
-            ts.tv_sec += (time_t)(ns / 1000000000);
-            ts.tv_nsec = (long)(ns % 1000000000);
-            int w = pthread_cond_timedwait(&cs->kick_cv, &cs->kick_mu, &ts);
-            if (w == 0 && !cs->stopping)
-                continue; /* kicked: recompute the wake time (rate limit) */
-        }
-        if (cs->stopping)
-            break;
-        cs->kicked = false;
-        pthread_mutex_unlock(&cs->kick_mu);
-        refresh_once(cs);
-        next_ok_us = sluice__redis_mono_us() + (int64_t)SLUICE_CLUSTER_KICK_GAP_MS * 1000;
-        pthread_mutex_lock(&cs->kick_mu);
-    }
-    pthread_mutex_unlock(&cs->kick_mu);
-    return NULL;
 }
 
 /* ---- blocking path: one node's pool ------------------------------------ */
@@ -573,9 +214,9 @@ typedef struct attempt {
  * master has committed the decision): *dirty is then set and the caller
  * drops the connection, which still owes that reply.
  */
-static int send_and_read(sluice__redis_slot *s, const char *cmd, long len, bool load,
-                         bool asking, int wait_n, int64_t deadline_us, redisReply **out,
-                         bool *dirty, sluice_error *err)
+static int send_and_read(sluice__redis_slot *s, const char *cmd, long len, bool load, bool asking,
+                         int wait_n, int64_t deadline_us, redisReply **out, bool *dirty,
+                         sluice_error *err)
 {
     *out = NULL;
     *dirty = false;
@@ -624,8 +265,7 @@ static int send_and_read(sluice__redis_slot *s, const char *cmd, long len, bool 
  * 0 with another kind (redirect, retry), or a negative code with err set.
  */
 static int node_attempt(sluice__cluster *cs, int i, const sluice__op *op, bool asking,
-                        int64_t deadline_us, sluice_decision *out, attempt *a,
-                        sluice_error *err)
+                        int64_t deadline_us, sluice_decision *out, attempt *a, sluice_error *err)
 {
     a->kind = SLUICE_CREPLY_DONE;
     sluice__cnode *n = &cs->nodes[i];
@@ -679,8 +319,7 @@ static int node_attempt(sluice__cluster *cs, int i, const sluice__op *op, bool a
     a->kind = sluice__cluster_classify(rep, &a->slot, a->host, sizeof(a->host), &a->port);
     if (a->kind == SLUICE_CREPLY_DONE) {
         rc = sluice__redis_parse(rep, op, out, err);
-    } else if ((a->kind == SLUICE_CREPLY_MOVED || a->kind == SLUICE_CREPLY_ASK) &&
-               !a->host[0]) {
+    } else if ((a->kind == SLUICE_CREPLY_MOVED || a->kind == SLUICE_CREPLY_ASK) && !a->host[0]) {
         char h[SLUICE_REDIS_HOST_MAX];
         int p;
         sluice__cluster_node_addr(cs, i, h, sizeof(h), &p);
@@ -695,8 +334,7 @@ out_unlock:
 }
 
 /* The whole blocking decision: route, follow redirects, retry within the deadline. */
-static int run(sluice__cluster *cs, const sluice__op *op, sluice_decision *out,
-               sluice_error *err)
+static int run(sluice__cluster *cs, const sluice__op *op, sluice_decision *out, sluice_error *err)
 {
     int64_t deadline_us = sluice__redis_mono_us() + (int64_t)cs->timeout_ms * 1000;
     int slot = sluice__cluster_op_slot(op);
@@ -853,13 +491,13 @@ static int cluster_open(void **impl, const sluice__url *url, const sluice_store_
     }
     int n = 0;
     for (int i = 0; i < url->nhosts; i++)
-        known_add(cs, &n, url->hosts[i], url->ports[i] > 0 ? url->ports[i] : 6379);
+        sluice__cluster_known_add(cs, &n, url->hosts[i], url->ports[i] > 0 ? url->ports[i] : 6379);
     cs->nknown = cs->nseeds = n;
     cs->rc_known = -1;
     /* One synchronous attempt so the first decision finds a map; an
      * unreachable cluster still opens and the thread keeps trying. */
-    refresh_once(cs);
-    if (pthread_create(&cs->thread, NULL, refresh_thread, cs) != 0) {
+    sluice__cluster_refresh_once(cs);
+    if (pthread_create(&cs->thread, NULL, sluice__cluster_refresh_thread, cs) != 0) {
         cluster_close(cs);
         return cerr(err, SLUICE_ESTORE, "cannot start the topology thread", NULL);
     }
@@ -868,8 +506,7 @@ static int cluster_open(void **impl, const sluice__url *url, const sluice_store_
     return 0;
 }
 
-static int cluster_decide(void *impl, const sluice__op *op, sluice_decision *out,
-                          sluice_error *err)
+static int cluster_decide(void *impl, const sluice__op *op, sluice_decision *out, sluice_error *err)
 {
     sluice_error tmp;
     if (!err)

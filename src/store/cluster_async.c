@@ -45,44 +45,44 @@ typedef struct cloop cloop;
 /* This loop's connection to one entry of the store's nodes[]. */
 typedef struct cnconn {
     cloop *l;
-    int index;                  /* into cs->nodes[] */
-    redisAsyncContext *ac;      /* NULL while down */
+    int index;             /* into cs->nodes[] */
+    redisAsyncContext *ac; /* NULL while down */
     bool connected;
-    uint64_t gen;               /* node generation ac was opened for */
+    uint64_t gen; /* node generation ac was opened for */
     struct event *connect_timer;
     int backoff_ms;
-    int64_t retry_at_us;        /* monotonic: no reconnect before this */
-    uint64_t replies;           /* replies received on this connection */
-    int inflight;               /* hiredis callbacks pending */
+    int64_t retry_at_us; /* monotonic: no reconnect before this */
+    uint64_t replies;    /* replies received on this connection */
+    int inflight;        /* hiredis callbacks pending */
     /* ?wait=N: requests sent since the last WAIT, each holding a hold */
     struct creq **pend;
     int npend, cappend;
-    int pend_n;                 /* largest N among them */
-    struct event *wait_ev;      /* zero-delay timer: sends this turn's WAIT */
+    int pend_n;            /* largest N among them */
+    struct event *wait_ev; /* zero-delay timer: sends this turn's WAIT */
 } cnconn;
 
 typedef struct creq {
-    struct creq *prev, *next;   /* in l->reqs while not finished */
+    struct creq *prev, *next; /* in l->reqs while not finished */
     cloop *l;
-    struct event *timer;        /* the decision's deadline */
-    struct event *pause;        /* TRYAGAIN pause; created on first use */
+    struct event *timer; /* the decision's deadline */
+    struct event *pause; /* TRYAGAIN pause; created on first use */
     sluice__store_cb cb;
     void *arg;
     int64_t deadline_us;
-    bool finished;              /* cb has run */
-    int holds;                  /* hiredis callbacks that point at this request */
+    bool finished; /* cb has run */
+    int holds;     /* hiredis callbacks that point at this request */
     int slot;
-    int hops;                   /* MOVED/ASK followed */
-    int loads;                  /* NOSCRIPT reloads */
-    int ask;                    /* node of the next send behind ASKING, or -1 */
-    bool asking;                /* the last send went behind ASKING */
-    int waiting;                /* N of the WAIT covering the last EVALSHA; 0: none */
-    bool have;                  /* decision in d; waiting for WAIT */
+    int hops;    /* MOVED/ASK followed */
+    int loads;   /* NOSCRIPT reloads */
+    int ask;     /* node of the next send behind ASKING, or -1 */
+    bool asking; /* the last send went behind ASKING */
+    int waiting; /* N of the WAIT covering the last EVALSHA; 0: none */
+    bool have;   /* decision in d; waiting for WAIT */
     const redisAsyncContext *wait_ac;
     cnconn *sent_on;
     uint64_t replies_at_send;
     sluice_decision d;
-    sluice__op op;              /* a copy, for re-sends */
+    sluice__op op; /* a copy, for re-sends */
     sluice_limit limits[SLUICE_MAX_LIMITS];
     char key[SLUICE_STORE_KEY_MAX + 1];
 } creq;
@@ -267,8 +267,7 @@ static int conn_connect(cnconn *n)
         else
             redisAsyncCommand(ac, on_aux, n, "AUTH %s", cs->password);
     }
-    redisAsyncCommand(ac, on_aux, NULL, "SCRIPT LOAD %b", sluice__redis_lua,
-                      sluice__redis_lua_len);
+    redisAsyncCommand(ac, on_aux, NULL, "SCRIPT LOAD %b", sluice__redis_lua, sluice__redis_lua_len);
     int ms = cs->timeout_ms < 50 ? 50 : cs->timeout_ms;
     struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
     evtimer_add(n->connect_timer, &tv);
@@ -406,8 +405,7 @@ static void on_pause(evutil_socket_t fd, short what, void *arg)
 }
 
 /* Follows a MOVED or ASK reply received on n. */
-static void redirect(creq *q, cnconn *n, sluice__cluster_reply kind, int slot, char *host,
-                     int port)
+static void redirect(creq *q, cnconn *n, sluice__cluster_reply kind, int slot, char *host, int port)
 {
     sluice__cluster *cs = q->l->cs;
     if (++q->hops > SLUICE_CLUSTER_REDIRECTS_MAX) {
@@ -537,8 +535,7 @@ static void on_deadline(evutil_socket_t fd, short what, void *arg)
         conn_drop(n); /* nothing came back at all: the server is frozen */
 }
 
-int sluice__cluster_decide_async(void *conn, const sluice__op *op, sluice__store_cb cb,
-                                 void *arg)
+int sluice__cluster_decide_async(void *conn, const sluice__op *op, sluice__store_cb cb, void *arg)
 {
     cloop *l = conn;
     if (!l || !op || !cb || op->nlimits < 1 || op->nlimits > SLUICE_MAX_LIMITS ||

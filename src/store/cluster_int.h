@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * cluster_int.h - internals of the redis+cluster:// store shared by
- * cluster.c (the store object, slot map, topology refresh thread, blocking
- * path) and cluster_async.c (the per-event-loop path).  Command building and
+ * cluster.c (the store object, blocking path, ops), cluster_topo.c (slot
+ * map, node table, redirects, topology refresh thread) and cluster_async.c
+ * (the per-event-loop path).  Command building and
  * reply parsing are the Redis store's (redis_reply.c, sluice.lua): a
  * cluster decision is the same EVALSHA, sent to the master of the slot of
  * its hash tag.  Nothing here prints; the password never enters a message.
@@ -35,17 +36,17 @@ typedef struct sluice__cnode {
     /* host, port, gen are guarded by the store's topo_mu */
     char host[SLUICE_REDIS_HOST_MAX];
     int port;
-    atomic_uint_fast64_t gen;  /* bumped whenever the entry is given to another address */
-    atomic_uint next;          /* round-robin start in pool[] */
-    atomic_int replicas;       /* replicas CLUSTER SLOTS listed for it (for ?wait=N) */
+    atomic_uint_fast64_t gen; /* bumped whenever the entry is given to another address */
+    atomic_uint next;         /* round-robin start in pool[] */
+    atomic_int replicas;      /* replicas CLUSTER SLOTS listed for it (for ?wait=N) */
     sluice__redis_slot pool[SLUICE_CLUSTER_POOL];
 } sluice__cnode;
 
 typedef struct sluice__cluster {
     char *user, *password; /* NULL when absent; never logged */
     int timeout_ms;
-    int wait_replicas;     /* ?wait=N: WAIT N after every decision; 0 = off */
-    char sha[41];          /* SHA1 of sluice.lua */
+    int wait_replicas; /* ?wait=N: WAIT N after every decision; 0 = off */
+    char sha[41];      /* SHA1 of sluice.lua */
 
     /* slot -> index into nodes[], or SLUICE_CLUSTER_NO_NODE; read lock-free */
     _Atomic uint16_t slots[SLUICE_CLUSTER_SLOTS];
@@ -54,7 +55,7 @@ typedef struct sluice__cluster {
     pthread_mutex_t topo_mu; /* guards nnodes, nodes[].host/port, known[] */
     int nnodes;
     sluice__cnode nodes[SLUICE_CLUSTER_NODES_MAX];
-    int nknown;              /* seeds first, then every node of the last refresh */
+    int nknown; /* seeds first, then every node of the last refresh */
     char known_host[SLUICE_CLUSTER_KNOWN_MAX][SLUICE_REDIS_HOST_MAX];
     int known_port[SLUICE_CLUSTER_KNOWN_MAX];
     int nseeds;
@@ -65,9 +66,9 @@ typedef struct sluice__cluster {
     pthread_mutex_t kick_mu;
     pthread_cond_t kick_cv;
     bool kicked, stopping;
-    redisContext *rc;        /* the thread's own connection; thread-only */
-    int rc_known;            /* index in known[] rc is connected to */
-    atomic_int_fast64_t refreshes;       /* successful CLUSTER SLOTS so far */
+    redisContext *rc;              /* the thread's own connection; thread-only */
+    int rc_known;                  /* index in known[] rc is connected to */
+    atomic_int_fast64_t refreshes; /* successful CLUSTER SLOTS so far */
 } sluice__cluster;
 
 /* How a reply to the decision script is to be handled. */
@@ -79,7 +80,7 @@ typedef enum sluice__cluster_reply {
     SLUICE_CREPLY_NOSCRIPT  /* load the script on that node and retry */
 } sluice__cluster_reply;
 
-/* ---- cluster.c --------------------------------------------------------- */
+/* ---- cluster_topo.c ---------------------------------------------------- */
 
 /** The slot of op's Redis keys sluice:{<key>}:<n> (the same for every n). */
 int sluice__cluster_op_slot(const sluice__op *op);
@@ -101,8 +102,7 @@ int sluice__cluster_wait_n(sluice__cluster *cs, int i);
 long long sluice__cluster_wait_ms(int64_t left_ms);
 
 /** Copies node i's address; returns its generation. */
-uint64_t sluice__cluster_node_addr(sluice__cluster *cs, int i, char *host, size_t size,
-                                   int *port);
+uint64_t sluice__cluster_node_addr(sluice__cluster *cs, int i, char *host, size_t size, int *port);
 
 /** Points slot at node i (after MOVED) and asks for a refresh. */
 void sluice__cluster_set_slot(sluice__cluster *cs, int slot, int i);
@@ -117,11 +117,21 @@ void sluice__cluster_kick(sluice__cluster *cs);
 sluice__cluster_reply sluice__cluster_classify(const redisReply *reply, int *slot, char *host,
                                                size_t size, int *port);
 
+/** Adds host:port to cs->known[0..*n) unless present or full.  Under topo_mu
+ * (or before the store is shared). */
+void sluice__cluster_known_add(sluice__cluster *cs, int *n, const char *host, int port);
+
+/** One CLUSTER SLOTS from a known node, installed as the map; 0, or -1 when no
+ * known node answered.  Called by the refresh thread, and once by open. */
+int sluice__cluster_refresh_once(sluice__cluster *cs);
+
+/** The refresh thread (arg: the store) until cs->stopping. */
+void *sluice__cluster_refresh_thread(void *arg);
+
 /* ---- cluster_async.c --------------------------------------------------- */
 
 int sluice__cluster_attach(void *impl, struct event_base *base, void **conn, sluice_error *err);
 void sluice__cluster_detach(void *conn);
-int sluice__cluster_decide_async(void *conn, const sluice__op *op, sluice__store_cb cb,
-                                 void *arg);
+int sluice__cluster_decide_async(void *conn, const sluice__op *op, sluice__store_cb cb, void *arg);
 
 #endif /* SLUICE_STORE_CLUSTER_INT_H */

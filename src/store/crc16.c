@@ -10,13 +10,14 @@
 #include "store/crc16.h"
 
 /* One table entry: eight shift-and-xor steps of the polynomial 0x1021. */
-#define S1(c) ((uint16_t)(((c) & 0x8000) ? (((c) << 1) ^ 0x1021) : ((c) << 1)))
+#define S1(c) ((uint16_t)(((c)&0x8000) ? (((c) << 1) ^ 0x1021) : ((c) << 1)))
 #define S2(c) S1(S1(c))
 #define S4(c) S2(S2(c))
 #define S8(c) S4(S4(c))
 #define E(i) S8((uint16_t)((i) << 8))
 #define R8(i) E(i), E(i + 1), E(i + 2), E(i + 3), E(i + 4), E(i + 5), E(i + 6), E(i + 7)
-#define R64(i) R8(i), R8(i + 8), R8(i + 16), R8(i + 24), R8(i + 32), R8(i + 40), R8(i + 48), R8(i + 56)
+#define R64(i)                                                                                     \
+    R8(i), R8(i + 8), R8(i + 16), R8(i + 24), R8(i + 32), R8(i + 40), R8(i + 48), R8(i + 56)
 
 static const uint16_t crc_table[256] = {R64(0), R64(64), R64(128), R64(192)};
 

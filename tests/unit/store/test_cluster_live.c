@@ -64,7 +64,7 @@ static int nkeys = KEYS;
 static int64_t t0_us, end_us;
 static atomic_int_fast64_t admitted[KEYS];
 static atomic_int_fast64_t decisions, errors, denied, first_err_us = INT64_MAX, last_err_us,
-    max_lat_us;
+                                                      max_lat_us;
 static atomic_int_fast64_t slow; /* decisions over the latency bound */
 static int64_t latency_bound_us = INT64_MAX;
 static atomic_int ready;
@@ -471,8 +471,8 @@ static int test_load(int argc, char **argv)
            (long long)(e ? (le - fe) / 1000 : 0));
     printf("max_latency_ms=%.1f slow=%lld\n", (double)atomic_load(&max_lat_us) / 1000.0,
            (long long)atomic_load(&slow));
-    printf("lost=%lld over_limit=%lld unreadable_keys=%lld window_crossed=%d\n",
-           (long long)lost, (long long)over, (long long)bad, crossed ? 1 : 0);
+    printf("lost=%lld over_limit=%lld unreadable_keys=%lld window_crossed=%d\n", (long long)lost,
+           (long long)over, (long long)bad, crossed ? 1 : 0);
     for (int i = 0; i < MSGS && msgs[i][0]; i++)
         printf("failure x%lld: %s\n", (long long)msg_count[i], msgs[i]);
     if (have_ranges) {

@@ -43,25 +43,21 @@ static void test_other_errors(void)
 {
     int slot, port;
     char host[SLUICE_REDIS_HOST_MAX];
-    ASSERT_EQ(classify("TRYAGAIN Multiple keys request during rehashing of slot", &slot, host,
-                       &port),
-              SLUICE_CREPLY_RETRY);
-    ASSERT_EQ(classify("CLUSTERDOWN The cluster is down", &slot, host, &port),
-              SLUICE_CREPLY_RETRY);
+    ASSERT_EQ(
+        classify("TRYAGAIN Multiple keys request during rehashing of slot", &slot, host, &port),
+        SLUICE_CREPLY_RETRY);
+    ASSERT_EQ(classify("CLUSTERDOWN The cluster is down", &slot, host, &port), SLUICE_CREPLY_RETRY);
     ASSERT_EQ(classify("LOADING Redis is loading the dataset in memory", &slot, host, &port),
               SLUICE_CREPLY_RETRY);
     ASSERT_EQ(classify("NOSCRIPT No matching script. Please use EVAL.", &slot, host, &port),
               SLUICE_CREPLY_NOSCRIPT);
     ASSERT_EQ(classify("ERR something else", &slot, host, &port), SLUICE_CREPLY_DONE);
-    ASSERT_EQ(classify("CROSSSLOT Keys in request don't hash to the same slot", &slot, host,
-                       &port),
+    ASSERT_EQ(classify("CROSSSLOT Keys in request don't hash to the same slot", &slot, host, &port),
               SLUICE_CREPLY_DONE);
     redisReply ok = {0};
     ok.type = REDIS_REPLY_ARRAY;
-    ASSERT_EQ(sluice__cluster_classify(&ok, &slot, host, sizeof(host), &port),
-              SLUICE_CREPLY_DONE);
-    ASSERT_EQ(sluice__cluster_classify(NULL, &slot, host, sizeof(host), &port),
-              SLUICE_CREPLY_DONE);
+    ASSERT_EQ(sluice__cluster_classify(&ok, &slot, host, sizeof(host), &port), SLUICE_CREPLY_DONE);
+    ASSERT_EQ(sluice__cluster_classify(NULL, &slot, host, sizeof(host), &port), SLUICE_CREPLY_DONE);
 }
 
 static int op_slot(const char *key)

@@ -23,7 +23,7 @@ static void test_hash_tags(void)
     ASSERT_EQ(slot("{user1000}.following"), 3443);
     ASSERT_EQ(slot("{user1000}.followers"), 3443);
     ASSERT_EQ(slot("user1000"), 3443);
-    ASSERT_EQ(slot("foo{}{bar}"), 8363);  /* empty first tag: whole key */
+    ASSERT_EQ(slot("foo{}{bar}"), 8363);    /* empty first tag: whole key */
     ASSERT_EQ(slot("foo{{bar}}zap"), 4015); /* hashes "{bar" */
     ASSERT_EQ(slot("{bar"), 4015);
     ASSERT_EQ(slot("foo"), 12182);
