@@ -210,16 +210,17 @@ typedef struct attempt {
 /*
  * Sends [SCRIPT LOAD] [ASKING] EVALSHA [WAIT wait_n] and reads every reply.
  * Returns 0 with the script's reply in *out (owned by the caller), or an I/O
- * error.  A WAIT reply that does not come in time is not an error (the
- * master has committed the decision): *dirty is then set and the caller
- * drops the connection, which still owes that reply.
+ * error.  *acked is WAIT's answer (replicas that have the write), -1 when it
+ * did not come in time: *dirty is then set and the caller drops the
+ * connection, which still owes that reply.
  */
 static int send_and_read(sluice__redis_slot *s, const char *cmd, long len, bool load, bool asking,
                          int wait_n, int64_t deadline_us, redisReply **out, bool *dirty,
-                         sluice_error *err)
+                         long long *acked, sluice_error *err)
 {
     *out = NULL;
     *dirty = false;
+    *acked = -1;
     int rc = set_io_timeout(s, left_ms(deadline_us), err);
     if (rc)
         return rc;
@@ -252,10 +253,13 @@ static int send_and_read(sluice__redis_slot *s, const char *cmd, long len, bool 
         }
         if (!rep)
             return err->code;
-        if (k == at)
+        if (k == at) {
             *out = rep;
-        else
-            freeReplyObject(rep);
+            continue;
+        }
+        if (wait_n > 0 && k == n - 1 && rep->type == REDIS_REPLY_INTEGER)
+            *acked = rep->integer;
+        freeReplyObject(rep);
     }
     return 0;
 }
@@ -297,12 +301,14 @@ static int node_attempt(sluice__cluster *cs, int i, const sluice__op *op, bool a
     }
     redisReply *rep;
     bool dirty;
+    long long acked;
     int wait_n = sluice__cluster_wait_n(cs, i);
-    rc = send_and_read(s, cmd, len, false, asking, wait_n, deadline_us, &rep, &dirty, err);
+    rc = send_and_read(s, cmd, len, false, asking, wait_n, deadline_us, &rep, &dirty, &acked, err);
     if (rc == 0 && !dirty && sluice__redis_is_noscript(rep)) {
         /* SCRIPT FLUSH, restart or failover: load and retry in one round trip */
         freeReplyObject(rep);
-        rc = send_and_read(s, cmd, len, true, asking, wait_n, deadline_us, &rep, &dirty, err);
+        rc = send_and_read(s, cmd, len, true, asking, wait_n, deadline_us, &rep, &dirty, &acked,
+                           err);
     }
     redisFreeCommand(cmd);
     if (rc) {
@@ -319,6 +325,11 @@ static int node_attempt(sluice__cluster *cs, int i, const sluice__op *op, bool a
     a->kind = sluice__cluster_classify(rep, &a->slot, a->host, sizeof(a->host), &a->port);
     if (a->kind == SLUICE_CREPLY_DONE) {
         rc = sluice__redis_parse(rep, op, out, err);
+        /* ?wait=N: a write that N replicas do not have may be lost in a
+         * failover; report it as a store failure (on_store_error decides, and
+         * the count stays on the master: it errs toward denying) */
+        if (rc == 0 && wait_n > 0 && op->cost > 0 && out->allowed && acked < wait_n)
+            rc = cerr(err, SLUICE_ESTORE, "decision not replicated in time (WAIT)", NULL);
     } else if ((a->kind == SLUICE_CREPLY_MOVED || a->kind == SLUICE_CREPLY_ASK) && !a->host[0]) {
         char h[SLUICE_REDIS_HOST_MAX];
         int p;

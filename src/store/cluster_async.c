@@ -18,9 +18,10 @@
  *   - with ?wait=N, one WAIT N per connection and loop turn follows the
  *     EVALSHAs sent in that turn (WAIT blocks its connection, so one per
  *     decision would serialise the pipeline; one WAIT covers every earlier
- *     write of its connection); each callback runs when that WAIT answers
- *     (or at the deadline, with the decision, which the master has already
- *     committed).
+ *     write of its connection); an admitting decision's callback runs when
+ *     that WAIT answers: with the decision when enough replicas have it,
+ *     else (or at the deadline) with SLUICE_ESTORE, as it may be lost in a
+ *     failover.
  * A master that cannot be reached is not retried before its backoff (10 ms
  * doubling to 1 s) has passed, and meanwhile decisions routed to it fail at
  * once with SLUICE_ESTORE (the callback runs before decide_async returns):
@@ -449,7 +450,7 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *privdata)
         int rc = sluice__redis_parse(rep, &q->op, &q->d, &err);
         if (rc) {
             req_finish(q, rc, NULL);
-        } else if (q->waiting > 0) {
+        } else if (q->waiting > 0 && q->op.cost > 0 && q->d.allowed) {
             q->have = true;
             q->wait_ac = ac; /* its WAIT is the next WAIT reply on this connection */
         } else {
@@ -499,9 +500,14 @@ static void on_wait(redisAsyncContext *ac, void *reply, void *privdata)
                 req_free(q);
         } else if (q->have && q->wait_ac == ac) {
             /* this WAIT followed its EVALSHA on the connection that answered it */
-            if (n)
-                n->backoff_ms = 0;
-            req_finish(q, 0, &q->d);
+            const redisReply *r = reply;
+            if (r && r->type == REDIS_REPLY_INTEGER && r->integer >= q->waiting) {
+                if (n)
+                    n->backoff_ms = 0;
+                req_finish(q, 0, &q->d);
+            } else {
+                req_finish(q, SLUICE_ESTORE, NULL); /* not replicated in time */
+            }
         }
     }
     sluice__free(b);
@@ -527,10 +533,7 @@ static void on_deadline(evutil_socket_t fd, short what, void *arg)
         }
     }
     bool stalled = n && n->ac && q->holds > 0 && n->replies == q->replies_at_send;
-    if (q->have)
-        req_finish(q, 0, &q->d); /* committed on the master; WAIT did not answer in time */
-    else
-        req_finish(q, SLUICE_ETIMEOUT, NULL); /* may free q */
+    req_finish(q, SLUICE_ETIMEOUT, NULL); /* may free q; with q->have: not replicated in time */
     if (stalled && n->ac)
         conn_drop(n); /* nothing came back at all: the server is frozen */
 }
