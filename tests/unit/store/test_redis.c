@@ -433,8 +433,11 @@ static void hammer_cb(int status, const sluice_decision *d, void *arg)
 
 static void hammer_next(hammer *h)
 {
-    if (!hammer_more(h))
+    if (!hammer_more(h)) {
+        if (h->done == h->started && h->base)
+            event_base_loopbreak(h->base); /* the last paced chain ends here */
         return;
+    }
     h->started++;
     if (h->flusher && h->flush_every && h->started % h->flush_every == 0) {
         redisReply *r = redisCommand(h->flusher, "SCRIPT FLUSH");
