@@ -96,5 +96,29 @@ check "the new master holds the key written after the failover" test "$(rcli r E
 out=$("$S" check --json --config "$RL_DIR/c.yaml" --rule r --key after --store "$URL" 2>&1)
 check "a new process finds the new master" grep -q '"store_error":false' <<<"$out"
 
+# The old master comes back (as a replica of the new one); then a manual
+# SENTINEL FAILOVER makes it master again while the new one stays up: the
+# clients must leave a live server that turned replica (READONLY, CLIENT KILL).
+redis_start m
+m_replica() { rcli m INFO replication | grep -q 'master_link_status:up'; }
+check "the old master rejoins as a replica" wait_for 30 m_replica
+SLUICE_HAMMER_RATE=5000 SLUICE_TIMEOUT_MS=50 "$T" hammer "$URL" "0:1000000000:31622400000:0" 0 64 fo2 8000 >"$RL_DIR/async2" 2>&1 &
+ha=$!
+SLUICE_HAMMER_RATE=1000 SLUICE_TIMEOUT_MS=50 "$T" hammer "$URL" "0:1000000000:31622400000:0" 0 0 fo2 8000 >"$RL_DIR/sync2" 2>&1 &
+hs=$!
+sleep 1
+rcli s1 SENTINEL FAILOVER mymaster >/dev/null
+back() { rcli s1 SENTINEL get-master-addr-by-name mymaster | tail -1 | grep -qx "$RL_PORT_m"; }
+check "manual failover back to the old master" wait_for 30 back
+wait "$ha"; wait "$hs"
+a_out=$(cat "$RL_DIR/async2"); s_out=$(cat "$RL_DIR/sync2")
+echo "# async: $a_out"; echo "# sync:  $s_out"
+check "manual failover, async: decisions resumed on the new master" test "$(field tail_ok "$a_out")" -gt 1000
+check "manual failover, sync: decisions resumed on the new master" test "$(field tail_ok "$s_out")" -gt 100
+evalsha_calls() { rcli "$1" INFO commandstats | sed -n 's/^cmdstat_evalsha:calls=\([0-9]*\).*/\1/p'; }
+check "manual failover: decisions ran on the new master ($(evalsha_calls m) EVALSHA there)" test "${evalsha_calls_m:=$(evalsha_calls m)}" -gt 1000
+check "manual failover, async: slowest decision <= timeout_ms 50 + $MARGIN_MS ms" within "$a_out" 50
+check "manual failover, sync: slowest decision <= timeout_ms 50 + $MARGIN_MS ms" within "$s_out" 50
+
 echo "test_redis_sentinel: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]
