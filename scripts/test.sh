@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: MIT
 # make test: builds three configurations and runs every test.
 #   build/       RelWithDebInfo: unit + integration (real redis-server, nginx)
-#   build-asan/  ASan+UBSan: unit tests
+#   build-asan/  ASan+UBSan: unit tests, and the CLI and daemon integration tests
 #   build-tsan/  TSan: tests labelled tsan (threaded)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,6 +24,10 @@ step "ASan+UBSan build"
 cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DSLUICE_ASAN=ON >/dev/null
 cmake --build build-asan -j "$jobs"
 (cd build-asan && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure -j "$jobs" -L unit) || fail=1
+# The programs under ASan too: bad input to sluiced and the CLI must not
+# crash or leak (a leak report makes the process exit non-zero).
+(cd build-asan && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure \
+    -R 'integ_test_(cli|vectors|daemon_badinput|daemon_contract|daemon_ops)$') || fail=1
 
 step "TSan build"
 cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=Debug -DSLUICE_TSAN=ON >/dev/null
