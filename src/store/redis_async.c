@@ -20,7 +20,10 @@
  *     dropped and rebuilt with backoff;
  *   - NOSCRIPT handling: SCRIPT LOAD then the same EVALSHA again, in order on
  *     the same connection, within the request's deadline.
- * Everything here runs on the loop's thread; nothing blocks.
+ * Everything here runs on the loop's thread; nothing blocks.  A decision's
+ * callback may start new decisions, but must not detach the connection
+ * (sluice_async_free) from inside itself: detach from the loop, outside
+ * callbacks.
  */
 #include <event2/event.h>
 #include <stddef.h>
