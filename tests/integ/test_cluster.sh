@@ -12,7 +12,9 @@
 #   4. slots moved with live keys (redis-cli --cluster reshard, 1000 slots)
 #      during traffic: no failed decision, no over-admission, no lost state;
 #   5. a fourth master added and the slots rebalanced during traffic: no
-#      failed decision, no over-admission, and the new master serves decisions;
+#      failed decision, no over-admission, and the new master serves
+#      decisions; then drained (rebalance to weight 0) and removed (del-node)
+#      during traffic: no failed decision, no over-admission;
 #   6. kill -9 of a master under load: decisions for its slots fail (per
 #      on_store_error) until its replica is promoted, then succeed without a
 #      restart; decisions for other masters never wait on it (at most 1 in
@@ -187,6 +189,22 @@ else
   bad "the new master $NEW got no traffic (EVALSHA ${calls:-0}, keys ${keys:-0})"
 fi
 cluster_wait_ok 20 || bad "cluster not ok after the rebalance"
+
+# ---- 5b: the fourth master drained and removed during traffic -------------
+NEW_ID=$(node_id "$NEW")
+run_load 10 --exact --max-errors 0 --latency-ms $LAT_MS || bad "removal: traffic did not start"
+sleep 1
+redis-cli --cluster rebalance "127.0.0.1:$SEED" --cluster-weight "$NEW_ID=0" --cluster-yes \
+  >"$CL_DIR/drain.log" 2>&1 || { bad "draining the fourth master failed"; tail -5 "$CL_DIR/drain.log"; }
+redis-cli --cluster del-node "127.0.0.1:$SEED" "$NEW_ID" >"$CL_DIR/del.log" 2>&1 ||
+  { bad "del-node failed"; tail -5 "$CL_DIR/del.log"; }
+load_done "fourth master drained and removed during traffic: no failed decision, none lost, none over the limit"
+if ccli "$SEED" CLUSTER NODES | grep -q "$NEW_ID"; then
+  bad "the removed master is still in the cluster"
+else
+  ok "the removed master left the cluster; its slots were served elsewhere throughout"
+fi
+cluster_wait_ok 20 || bad "cluster not ok after the removal"
 flush_all
 
 # ---- 6, 7 ----------------------------------------------------------------
