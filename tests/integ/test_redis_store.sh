@@ -237,6 +237,13 @@ sleep 0.5
 redis_kill a KILL
 read -r rc ms < <(timed_check "$RL_DIR/deny.yaml" "$URL/8")
 check "killed: sluice check follows on_store_error deny (exit $rc, $ms ms)" test "$rc" = 1 -a "$ms" -lt 500
+sed 's/on_store_error: deny/on_store_error: local/' "$RL_DIR/deny.yaml" >"$RL_DIR/local.yaml"
+out=$("$S" check --json --config "$RL_DIR/local.yaml" --rule r --key loc --store "$URL/8" 2>&1)
+check "killed: on_store_error local decides in process (remaining 99 of 100)" \
+  grep -q '"allowed":true,"limit":100,"remaining":99.*"store_error":true' <<<"$out"
+out=$("$S" check --json --config "$RL_DIR/allow.yaml" --rule r --key loc --store "$URL/8" 2>&1)
+check "killed: on_store_error allow (remaining = limit)" \
+  grep -q '"allowed":true,"limit":100,"remaining":100.*"store_error":true' <<<"$out"
 sleep 0.7
 redis_start a
 wait "$ha"; wait "$hs"
