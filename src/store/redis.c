@@ -123,8 +123,10 @@ static redisReply *read_reply(redisContext *c, sluice_error *err)
 }
 
 /*
- * Connects slot s within the deadline and prepares the connection: AUTH,
- * SELECT, SCRIPT LOAD (and ROLE behind Sentinel), pipelined in one round trip.
+ * Connects slot s within the deadline and queues the connection's setup:
+ * AUTH, SELECT, SCRIPT LOAD (and ROLE behind Sentinel).  Their replies are
+ * read by setup_read() together with the first command's, so a new
+ * connection costs the connect plus one round trip, not two.
  */
 static int slot_connect(sluice__redis *r, sluice__redis_slot *s, int64_t deadline_us,
                         sluice_error *err)
@@ -174,13 +176,22 @@ static int slot_connect(sluice__redis *r, sluice__redis_slot *s, int64_t deadlin
         redisAppendCommand(c, "ROLE");
         nreplies++;
     }
+    s->setup_pending = nreplies;
+    return 0;
+}
+
+/* Reads the replies to the setup queued by slot_connect(), if any. */
+static int setup_read(sluice__redis *r, sluice__redis_slot *s, sluice_error *err)
+{
+    int nreplies = s->setup_pending;
+    s->setup_pending = 0;
     for (int i = 0; i < nreplies; i++) {
-        redisReply *rep = read_reply(c, err);
+        redisReply *rep = read_reply(s->c, err);
         if (!rep)
-            return err ? err->code : SLUICE_ESTORE;
+            return err->code ? err->code : SLUICE_ESTORE;
         int bad = 0;
         if (rep->type == REDIS_REPLY_ERROR) {
-            /* AUTH errors name no secret, but keep to the first word to be sure. */
+            /* error replies to AUTH (WRONGPASS ...) never echo the password */
             sluice__redis_error(err, SLUICE_ESTORE, "connection setup refused", rep->str);
             bad = 1;
         } else if (r->sentinel && i == nreplies - 1) {
@@ -213,6 +224,11 @@ static int slot_decide(sluice__redis *r, sluice__redis_slot *s, const sluice__op
         return rc;
     }
     redisAppendFormattedCommand(s->c, cmd, (size_t)len);
+    rc = setup_read(r, s, err);
+    if (rc) {
+        redisFreeCommand(cmd);
+        return rc;
+    }
     redisReply *rep = read_reply(s->c, err);
     if (rep && sluice__redis_is_noscript(rep)) {
         /* SCRIPT FLUSH, a restart or a failover: load and retry, one round trip */
@@ -296,9 +312,13 @@ static int run(sluice__redis *r, const sluice__op *op, sluice_decision *out, slu
         rc = slot_decide(r, s, op, deadline_us, out, err);
     } else {
         rc = set_io_timeout(s, left_ms(deadline_us), err);
-        redisReply *rep = rc ? NULL : redisCommand(s->c, "PING");
+        if (rc == 0) {
+            redisAppendCommand(s->c, "PING");
+            rc = setup_read(r, s, err);
+        }
+        redisReply *rep = rc ? NULL : read_reply(s->c, err);
         if (!rep && !rc)
-            rc = io_error(err, s->c);
+            rc = err->code ? err->code : SLUICE_ESTORE;
         else if (rep && rep->type == REDIS_REPLY_ERROR)
             rc = sluice__redis_error(err, SLUICE_ESTORE, "PING refused", rep->str);
         if (rep)

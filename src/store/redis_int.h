@@ -39,6 +39,7 @@ typedef struct sluice__redis_slot {
     int64_t retry_at_us; /* monotonic: no reconnect before this */
     int backoff_ms;      /* next backoff; 0 after a success */
     int io_timeout_ms;   /* what SO_RCVTIMEO/SO_SNDTIMEO are set to */
+    int setup_pending;   /* replies to the connection setup not read yet (redis.c) */
 } sluice__redis_slot;
 
 /* The store: immutable after open except the address and the pool. */
