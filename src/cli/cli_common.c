@@ -63,7 +63,10 @@ int cli_open(const char *cmd, const char *path, const char *url, sluice_config *
     memset(&err, 0, sizeof(err));
     rc = sluice_store_open(store, url, &opts, &err);
     if (rc != 0) {
-        cli_errorf(cmd, "store %s: %s", url, err.msg[0] ? err.msg : sluice_strerror(rc));
+        /* only the scheme: the rest of a URL may hold a password */
+        const char *sep = strstr(url, "://");
+        cli_errorf(cmd, "store %.*s://: %s", sep ? (int)(sep - url) : 0, url,
+                   err.msg[0] ? err.msg : sluice_strerror(rc));
         sluice_config_free(*cfg);
         *cfg = NULL;
         *store = NULL;
