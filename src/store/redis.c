@@ -400,6 +400,18 @@ static int redis_open(void **impl, const sluice__url *url, const sluice_store_op
         pthread_mutex_init(&r->slots[i].mu, NULL);
     r->sentinel = sentinel;
     r->timeout_ms = opts && opts->timeout_ms > 0 ? opts->timeout_ms : 20;
+    char to[16];
+    if (sluice__url_param(url, "timeout_ms", to, sizeof(to)) == 0) {
+        /* ?timeout_ms=N in the URL overrides the config's timeout_ms */
+        char *end;
+        long v = strtol(to, &end, 10);
+        if (*end || v < 1 || v > 60000) {
+            redis_close(r);
+            return sluice__redis_error(err, SLUICE_EURL, "timeout_ms must be in 1..60000",
+                                       NULL);
+        }
+        r->timeout_ms = (int)v;
+    }
     sluice__sha1_hex(sluice__redis_lua, sluice__redis_lua_len, r->sha);
     if ((url->user && !(r->user = sluice__strdup(url->user))) ||
         (url->password && !(r->password = sluice__strdup(url->password)))) {

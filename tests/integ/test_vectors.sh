@@ -27,7 +27,7 @@ if [ -z "${SLUICE_VECTOR_STORES:-}" ]; then
   redis_lib_init
   trap 'cleanup; redis_lib_cleanup' EXIT
   redis_start vec
-  stores="$stores redis://127.0.0.1:$RL_PORT_vec"
+  stores="$stores redis://127.0.0.1:$RL_PORT_vec?timeout_ms=5000" # no fail-open on a busy machine
   vector_store_reset() { case $1 in redis://*) rcli vec FLUSHALL >/dev/null ;; esac; }
 fi
 # ---- end hook -------------------------------------------------------------
