@@ -16,6 +16,7 @@
 
 #include "sluice.h"
 
+struct bufferevent;
 struct event_base;
 struct evhttp_request;
 struct evkeyvalq;
@@ -192,6 +193,13 @@ sluiced_cfg *sluiced_worker_cfg(sluiced_worker *w);
  * slow-client deadline does not apply while sluiced itself is working.
  */
 void sluiced_conn_busy(sluiced_worker *w, struct evhttp_request *req, bool busy);
+
+/**
+ * Writes the reply evhttp has just queued on bev now instead of on a later
+ * loop turn; once it is all out, runs evhttp's write callback (which may
+ * free the connection: the caller holds a reference on bev).
+ */
+void sluiced_conn_flush(sluiced_worker *w, struct bufferevent *bev);
 
 /* ---- handlers.c -------------------------------------------------------------- */
 

@@ -63,31 +63,11 @@ static const char *reason_of(int status)
     }
 }
 
-/* Sends the reply (body may be NULL) and ends the request's in-flight life. */
 /*
- * Writes a reply evhttp has just queued now instead of on the next loop
- * turn.  evhttp 2.1 only arms the socket for writing; the reply would leave
- * after another epoll_wait, at the cost of two epoll_ctl per request.  When
- * the whole reply fits in the socket, we write it and run the bufferevent's
- * write callback as libevent itself would after a complete write; evhttp
- * then finishes the request (keep-alive: back to reading, which folds the
- * write arming away).  A partial write, or an error, is left to evhttp's
- * own path.  The output buffer is frozen at the front for everyone but
- * the bufferevent, hence the unfreeze/freeze around the write.
+ * Sends the reply (body may be NULL) and ends the request's in-flight life.
+ * The reply is written at once (sluiced_conn_flush) rather than after the
+ * next epoll_wait, and evhttp finishes the request from there.
  */
-static void write_now(struct bufferevent *bev)
-{
-    struct evbuffer *out = bufferevent_get_output(bev);
-    evutil_socket_t fd = bufferevent_getfd(bev);
-    if (fd < 0 || evbuffer_get_length(out) == 0)
-        return;
-    evbuffer_unfreeze(out, 1);
-    int n = evbuffer_write(out, fd);
-    evbuffer_freeze(out, 1);
-    if (n > 0 && evbuffer_get_length(out) == 0)
-        bufferevent_trigger(bev, EV_WRITE, 0);
-}
-
 void sluiced_reply(sluiced_worker *w, struct evhttp_request *req, int status, struct evbuffer *body)
 {
     sluiced_conn_busy(w, req, false);
@@ -99,7 +79,7 @@ void sluiced_reply(sluiced_worker *w, struct evhttp_request *req, int status, st
     sluiced_metrics_response(status);
     atomic_fetch_sub(&w->inflight, 1);
     if (bev) {
-        write_now(bev);
+        sluiced_conn_flush(w, bev);
         bufferevent_decref(bev);
     }
 }

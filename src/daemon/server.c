@@ -18,6 +18,11 @@
  * input-buffer callback notes when the bytes of a request start to arrive.
  * The 408/503 replies are written straight to the socket, which is then
  * shut down so evhttp sees EOF and frees the connection as usual.
+ *
+ * Once evhttp has set a connection up, sluiced also takes its socket I/O
+ * over (see "The fast I/O path" below): evhttp keeps parsing and
+ * sequencing requests, sluiced makes one recv and one writev per request,
+ * as nginx does, instead of libevent's ioctl + readv + writev + epoll_ctl.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -45,15 +50,28 @@
 
 typedef struct conn {
     struct conn *prev, *next;
+    sluiced_worker *w;
     struct bufferevent *bev;         /* one reference is ours */
     struct evbuffer_cb_entry *ent;   /* our callback on the input buffer */
+    struct evbuffer_cb_entry *oent;  /* ... and on the output buffer (adopted) */
     struct evhttp_connection *evcon; /* known once a request arrived */
-    int fd;                          /* -1 until the first bytes */
+    struct event *adopt;             /* one-shot: take the socket over */
+    struct event *rev, *wev, *fev;   /* adopted: readable, writable, flush */
+    int fd;                          /* -1 until known */
     int64_t req_start_us;            /* first byte of an incomplete request; 0 = none */
+    short eof_what;                  /* adopted: EOF/error seen, not yet told to evhttp */
+    bool in_map;                     /* found by its bufferevent */
+    bool adopted;                    /* sluiced does the socket I/O (and owns fd) */
+    bool rpaused;                    /* reading paused: evhttp holds INPUT_CAP */
     bool busy;                       /* a request is being answered by sluiced */
     bool rejected;                   /* over the connection cap: answered 503 */
     bool killed;                     /* 408/503 written and socket shut down */
 } conn;
+
+typedef struct mslot {
+    struct bufferevent *k;
+    conn *v;
+} mslot;
 
 typedef struct wimpl {
     pthread_t thread;
@@ -64,6 +82,10 @@ typedef struct wimpl {
     int nconns;
     bool listening;
     int64_t drain_deadline_us;
+    mslot *map; /* bufferevent -> conn: open addressing, linear probing */
+    size_t mask, used;
+    struct event *closer; /* closes closefds at the end of the loop turn */
+    int *closefds, nclose, capclose;
 } wimpl;
 
 sluice_store *sluiced_store;
@@ -74,8 +96,6 @@ static int listen_fd = -1;
 static sluiced_opts opts;
 static int max_conns_per_worker;
 static atomic_int stopping;
-static _Atomic(conn *) *fdmap; /* fd -> connection; each entry used by its owner worker */
-static int fdmap_size;
 
 int64_t sluiced_now_us(void)
 {
@@ -85,6 +105,64 @@ int64_t sluiced_now_us(void)
 }
 
 /* ---- connections ---------------------------------------------------------- */
+
+/* Pointer hash: a connection's bufferevent -> its conn (this worker only). */
+static size_t map_slot(const void *p, size_t mask)
+{
+    uint64_t x = (uint64_t)(uintptr_t)p;
+    x ^= x >> 17;
+    x *= 0x9E3779B97F4A7C15ull;
+    return (size_t)(x >> 24) & mask;
+}
+
+static conn *map_get(const wimpl *wi, const struct bufferevent *b)
+{
+    if (!wi->map)
+        return NULL;
+    for (size_t i = map_slot(b, wi->mask); wi->map[i].k; i = (i + 1) & wi->mask)
+        if (wi->map[i].k == b)
+            return wi->map[i].v;
+    return NULL;
+}
+
+static bool map_put(wimpl *wi, struct bufferevent *b, conn *c)
+{
+    if (!wi->map || (wi->used + 1) * 4 > (wi->mask + 1) * 3)
+        return false; /* full: the connection works without the fast I/O path */
+    size_t i = map_slot(b, wi->mask);
+    while (wi->map[i].k)
+        i = (i + 1) & wi->mask;
+    wi->map[i].k = b;
+    wi->map[i].v = c;
+    wi->used++;
+    return true;
+}
+
+static void map_del(wimpl *wi, const struct bufferevent *b)
+{
+    if (!wi->map)
+        return;
+    size_t i = map_slot(b, wi->mask);
+    while (wi->map[i].k && wi->map[i].k != b)
+        i = (i + 1) & wi->mask;
+    if (!wi->map[i].k)
+        return;
+    /* Backward-shift deletion keeps every probe chain unbroken. */
+    for (size_t j = i;;) {
+        j = (j + 1) & wi->mask;
+        if (!wi->map[j].k)
+            break;
+        size_t h = map_slot(wi->map[j].k, wi->mask);
+        bool between = i <= j ? (i < h && h <= j) : (i < h || h <= j);
+        if (!between) {
+            wi->map[i] = wi->map[j];
+            i = j;
+        }
+    }
+    wi->map[i].k = NULL;
+    wi->map[i].v = NULL;
+    wi->used--;
+}
 
 static void set_listening(sluiced_worker *w, bool on)
 {
@@ -99,15 +177,52 @@ static void set_listening(sluiced_worker *w, bool on)
     wi->listening = on;
 }
 
+/* Sockets of released connections are closed once evhttp, which shuts them
+ * down after its close callback, is done with them (end of the loop turn). */
+static void on_closer(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    wimpl *wi = arg;
+    for (int i = 0; i < wi->nclose; i++)
+        close(wi->closefds[i]);
+    wi->nclose = 0;
+}
+
+static void close_later(wimpl *wi, int fd)
+{
+    if (wi->nclose == wi->capclose) {
+        int cap = wi->capclose ? wi->capclose * 2 : 64;
+        int *p = realloc(wi->closefds, (size_t)cap * sizeof(*p));
+        if (!p)
+            abort(); /* the daemon's OOM policy */
+        wi->closefds = p;
+        wi->capclose = cap;
+    }
+    wi->closefds[wi->nclose++] = fd;
+    event_active(wi->closer, EV_TIMEOUT, 1);
+}
+
 static void conn_release(sluiced_worker *w, conn *c)
 {
     wimpl *wi = w->impl;
     c->prev->next = c->next;
     c->next->prev = c->prev;
-    if (c->fd >= 0 && c->fd < fdmap_size && atomic_load(&fdmap[c->fd]) == c)
-        atomic_store(&fdmap[c->fd], NULL);
+    map_del(wi, c->bev);
     if (c->ent)
         evbuffer_remove_cb_entry(bufferevent_get_input(c->bev), c->ent);
+    if (c->oent)
+        evbuffer_remove_cb_entry(bufferevent_get_output(c->bev), c->oent);
+    if (c->adopt)
+        event_free(c->adopt);
+    if (c->rev)
+        event_free(c->rev);
+    if (c->wev)
+        event_free(c->wev);
+    if (c->fev)
+        event_free(c->fev);
+    if (c->adopted)
+        close_later(wi, c->fd);
     bufferevent_decref(c->bev);
     free(c);
     wi->nconns--;
@@ -136,17 +251,186 @@ static void conn_kill(conn *c, int status, const char *reason, const char *code,
     shutdown(c->fd, SHUT_RDWR);
 }
 
-static void on_input(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
+/*
+ * The fast I/O path.  evhttp 2.1 drives a socket bufferevent: per request it
+ * asks the kernel how much to read (ioctl FIONREAD) and, by disabling and
+ * re-enabling reading around every reply, costs one epoll_ctl; nginx makes
+ * neither call.  So, once evhttp has set a connection up, sluiced takes the
+ * socket back from the bufferevent (which keeps only its timers: evhttp's
+ * idle and write timeouts still apply) and does the I/O itself: one
+ * persistent read event, one recv into the input buffer, one writev of each
+ * reply.  evhttp still parses and sequences everything; it is fed with
+ * bufferevent_trigger (data), bufferevent_trigger_event (EOF, errors) and
+ * learns a reply is out when its write callback runs after the writev.
+ */
+#define READ_CHUNK 16384
+#define INPUT_CAP (256 * 1024) /* read no further while evhttp holds this much */
+
+/* Tells evhttp of the EOF or error seen on the socket once it is reading and
+ * has nothing left to parse (pipelined requests come first), or at once
+ * after a 408/503 kill. */
+static void conn_maybe_eof(conn *c)
+{
+    struct bufferevent *bev = c->bev;
+    if (!c->eof_what || !(bufferevent_get_enabled(bev) & EV_READ))
+        return;
+    if (evbuffer_get_length(bufferevent_get_input(bev)) > 0 && !c->killed)
+        return;
+    short what = (short)(c->eof_what | BEV_EVENT_READING);
+    c->eof_what = 0;
+    bufferevent_incref(bev);
+    bufferevent_disable(bev, EV_READ);
+    bufferevent_trigger_event(bev, what, 0); /* may release c */
+    bufferevent_decref(bev);
+}
+
+/* Writes what evhttp queued; when all of it is out, runs evhttp's write
+ * callback (the reply is done).  May release c. */
+static void conn_flush(sluiced_worker *w, conn *c)
+{
+    struct bufferevent *bev = c->bev;
+    struct evbuffer *out = bufferevent_get_output(bev);
+    if (evbuffer_get_length(out) > 0) {
+        evbuffer_unfreeze(out, 1);
+        int n = evbuffer_write(out, c->fd);
+        int err = errno;
+        evbuffer_freeze(out, 1);
+        if (n < 0 && err != EAGAIN && err != EWOULDBLOCK && err != EINTR) {
+            event_del(c->rev);
+            event_del(c->wev);
+            c->eof_what = 0;
+            bufferevent_incref(bev);
+            bufferevent_disable(bev, EV_READ | EV_WRITE);
+            bufferevent_trigger_event(bev, BEV_EVENT_ERROR | BEV_EVENT_WRITING, 0);
+            bufferevent_decref(bev);
+            return;
+        }
+        if (evbuffer_get_length(out) > 0) {
+            event_add(c->wev, NULL); /* the rest when the socket drains */
+            return;
+        }
+    }
+    if (!(bufferevent_get_enabled(bev) & EV_WRITE))
+        return;
+    bufferevent_incref(bev);
+    bufferevent_trigger(bev, EV_WRITE, 0); /* evhttp: reply sent; may release c */
+    conn *again = map_get(w->impl, bev);
+    if (again)
+        conn_maybe_eof(again);
+    bufferevent_decref(bev);
+}
+
+static void on_writable(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    conn *c = arg;
+    conn_flush(c->w, c);
+}
+
+static void on_flush(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    conn *c = arg;
+    conn_flush(c->w, c);
+}
+
+/* evhttp queued output (a reply of its own, such as a 400): write it at the
+ * end of this loop turn, once evhttp has finished queueing. */
+static void on_output(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
 {
     (void)buf;
     conn *c = arg;
+    if (info->n_added && c->adopted)
+        event_active(c->fev, EV_TIMEOUT, 1);
+}
+
+static void on_readable(evutil_socket_t fd, short what, void *arg)
+{
+    (void)what;
+    conn *c = arg;
+    struct bufferevent *bev = c->bev;
+    struct evbuffer *in = bufferevent_get_input(bev);
+    if (evbuffer_get_length(in) >= INPUT_CAP) {
+        event_del(c->rev); /* on_input resumes once evhttp consumed some */
+        c->rpaused = true;
+        return;
+    }
+    struct evbuffer_iovec v;
+    ssize_t n = -1;
+    int err = ENOMEM;
+    evbuffer_unfreeze(in, 0);
+    if (evbuffer_reserve_space(in, READ_CHUNK, &v, 1) >= 1) {
+        n = recv(fd, v.iov_base, v.iov_len < READ_CHUNK ? v.iov_len : READ_CHUNK, 0);
+        err = errno;
+        if (n > 0) {
+            v.iov_len = (size_t)n;
+            evbuffer_commit_space(in, &v, 1);
+        }
+    }
+    evbuffer_freeze(in, 0);
+    if (n > 0) {
+        if (bufferevent_get_enabled(bev) & EV_READ) {
+            bufferevent_incref(bev);
+            bufferevent_trigger(bev, EV_READ, 0); /* evhttp parses; may release c */
+            bufferevent_decref(bev);
+        }
+        return;
+    }
+    if (n < 0 && (err == EAGAIN || err == EWOULDBLOCK || err == EINTR))
+        return;
+    event_del(c->rev);
+    c->eof_what = n == 0 ? BEV_EVENT_EOF : BEV_EVENT_ERROR;
+    conn_maybe_eof(c);
+}
+
+/* Runs right after evhttp set the connection up: takes the socket over. */
+static void on_adopt(evutil_socket_t unused, short what, void *arg)
+{
+    (void)unused;
+    (void)what;
+    conn *c = arg;
+    event_free(c->adopt);
+    c->adopt = NULL;
+    struct bufferevent *bev = c->bev;
+    bufferevent_data_cb rcb = NULL, wcb = NULL;
+    bufferevent_event_cb ecb = NULL;
+    bufferevent_getcb(bev, &rcb, &wcb, &ecb, NULL);
+    evutil_socket_t fd = bufferevent_getfd(bev);
+    if (fd < 0 || (!rcb && !wcb && !ecb) || !c->in_map)
+        return; /* stays on libevent's own I/O */
+    struct event_base *base = bufferevent_get_base(bev);
+    c->rev = event_new(base, fd, EV_READ | EV_PERSIST, on_readable, c);
+    c->wev = event_new(base, fd, EV_WRITE, on_writable, c);
+    c->fev = event_new(base, -1, 0, on_flush, c);
+    c->oent = evbuffer_add_cb(bufferevent_get_output(bev), on_output, c);
+    if (!c->rev || !c->wev || !c->fev || !c->oent)
+        abort(); /* the daemon's OOM policy */
+    short enabled = bufferevent_get_enabled(bev);
+    bufferevent_setfd(bev, -1);
+    bufferevent_enable(bev, enabled); /* re-arms evhttp's timeouts, as timers only */
+    c->fd = fd;
+    c->adopted = true;
+    /* Replies are whole; never hold one back for Nagle. */
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    event_add(c->rev, NULL);
+    if (evbuffer_get_length(bufferevent_get_output(bev)) > 0)
+        event_active(c->fev, EV_TIMEOUT, 1);
+}
+
+static void on_input(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
+{
+    conn *c = arg;
+    if (c->rpaused && info->n_deleted && evbuffer_get_length(buf) < INPUT_CAP / 2) {
+        c->rpaused = false;
+        event_add(c->rev, NULL);
+    }
     if (info->n_added == 0)
         return;
     if (c->fd < 0) {
         c->fd = bufferevent_getfd(c->bev);
-        if (c->fd >= 0 && c->fd < fdmap_size)
-            atomic_store(&fdmap[c->fd], c);
-        /* Replies are whole; never hold one back for Nagle. */
         int one = 1;
         if (c->fd >= 0)
             setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
@@ -171,9 +455,11 @@ static struct bufferevent *on_new_connection(struct event_base *base, void *arg)
     if (!c)
         return bev;
     bufferevent_incref(bev);
+    c->w = w;
     c->bev = bev;
     c->fd = -1;
     c->ent = evbuffer_add_cb(bufferevent_get_input(bev), on_input, c);
+    c->in_map = map_put(wi, bev, c);
     c->next = wi->head.next;
     c->prev = &wi->head;
     wi->head.next->prev = c;
@@ -184,6 +470,11 @@ static struct bufferevent *on_new_connection(struct event_base *base, void *arg)
         c->rejected = true;
         sluiced_log(SLUICED_LOG_WARN, "connection_rejected", "worker=%d connections=%d limit=%d",
                     w->id, wi->nconns, max_conns_per_worker);
+    } else {
+        /* evhttp gives the bufferevent its socket after this returns. */
+        c->adopt = event_new(base, -1, 0, on_adopt, c);
+        if (c->adopt)
+            event_active(c->adopt, EV_TIMEOUT, 1);
     }
     if (wi->nconns >= max_conns_per_worker)
         set_listening(w, false);
@@ -195,26 +486,17 @@ static void on_close(struct evhttp_connection *evcon, void *arg)
     (void)evcon;
     conn *c = arg;
     c->evcon = NULL;
-    /* The worker is found through the base the connection runs on. */
-    for (int i = 0; i < nworkers; i++) {
-        if (workers[i].base == evhttp_connection_get_base(evcon)) {
-            conn_release(&workers[i], c);
-            return;
-        }
-    }
+    conn_release(c->w, c);
 }
 
-static conn *conn_of(struct evhttp_request *req)
+static conn *conn_of(sluiced_worker *w, struct evhttp_request *req)
 {
     struct evhttp_connection *evcon = evhttp_request_get_connection(req);
     if (!evcon)
         return NULL;
     struct bufferevent *bev = evhttp_connection_get_bufferevent(evcon);
-    int fd = bev ? bufferevent_getfd(bev) : -1;
-    if (fd < 0 || fd >= fdmap_size)
-        return NULL;
-    conn *c = atomic_load(&fdmap[fd]);
-    if (!c || c->bev != bev)
+    conn *c = bev ? map_get(w->impl, bev) : NULL;
+    if (!c)
         return NULL;
     if (!c->evcon) {
         c->evcon = evcon;
@@ -225,14 +507,35 @@ static conn *conn_of(struct evhttp_request *req)
 
 void sluiced_conn_busy(sluiced_worker *w, struct evhttp_request *req, bool busy)
 {
-    (void)w;
-    conn *c = conn_of(req);
+    conn *c = conn_of(w, req);
     if (!c)
         return;
     c->busy = busy;
     c->req_start_us = 0;
     if (!busy && evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
         c->req_start_us = sluiced_now_us(); /* a pipelined request is waiting */
+}
+
+void sluiced_conn_flush(sluiced_worker *w, struct bufferevent *bev)
+{
+    conn *c = map_get(w->impl, bev);
+    if (c && c->adopted) {
+        conn_flush(w, c);
+        return;
+    }
+    /* Not taken over (over the connection cap, or before adoption): write
+     * now anyway and run the write callback as libevent would after a
+     * complete write.  The output buffer is frozen at the front for all but
+     * the bufferevent, hence the unfreeze/freeze. */
+    struct evbuffer *out = bufferevent_get_output(bev);
+    evutil_socket_t fd = bufferevent_getfd(bev);
+    if (fd < 0 || evbuffer_get_length(out) == 0)
+        return;
+    evbuffer_unfreeze(out, 1);
+    int n = evbuffer_write(out, fd);
+    evbuffer_freeze(out, 1);
+    if (n > 0 && evbuffer_get_length(out) == 0)
+        bufferevent_trigger(bev, EV_WRITE, 0);
 }
 
 static void on_sweep(evutil_socket_t fd, short what, void *arg)
@@ -307,6 +610,13 @@ static int worker_init(sluiced_worker *w, int id)
     w->impl = wi;
     w->id = id;
     wi->head.next = wi->head.prev = &wi->head;
+    size_t slots = 64;
+    while (slots < 2 * (size_t)max_conns_per_worker + 64)
+        slots *= 2;
+    wi->map = calloc(slots, sizeof(*wi->map));
+    if (!wi->map)
+        return -1;
+    wi->mask = slots - 1;
     /* The changelist folds evhttp's per-request disable/enable of the same
      * event within one loop iteration into at most one epoll_ctl (about 15%
      * less CPU per request).  Its one hazard, a dup()ed fd closed while its
@@ -353,6 +663,9 @@ static int worker_init(sluiced_worker *w, int id)
         return -1;
     }
     wi->listening = true;
+    wi->closer = event_new(w->base, -1, 0, on_closer, wi);
+    if (!wi->closer)
+        return -1;
     wi->sweep = event_new(w->base, -1, EV_PERSIST, on_sweep, w);
     struct timeval tv = {0, SWEEP_MS * 1000};
     if (!wi->sweep || event_add(wi->sweep, &tv) != 0)
@@ -372,6 +685,12 @@ static void worker_free(sluiced_worker *w)
         evhttp_free(wi->http); /* closes connections: close callbacks release them */
     while (wi->head.next != &wi->head)
         conn_release(w, wi->head.next);
+    if (wi->closer) {
+        on_closer(-1, 0, wi);
+        event_free(wi->closer);
+    }
+    free(wi->closefds);
+    free(wi->map);
     sluice_async_free(w->async);
     sluiced_cfg_put(w->cfg);
     if (w->base)
@@ -440,10 +759,6 @@ int sluiced_server_start(const sluiced_opts *o)
             getrlimit(RLIMIT_NOFILE, &rl);
         }
     }
-    fdmap_size = rl.rlim_cur > (1 << 22) ? (1 << 22) : (int)rl.rlim_cur;
-    fdmap = calloc((size_t)fdmap_size, sizeof(*fdmap));
-    if (!fdmap)
-        return -1;
 
     evthread_use_pthreads();
     listen_fd = open_listener(opts.listen);
@@ -490,7 +805,5 @@ void sluiced_server_drain_and_stop(void)
     if (listen_fd >= 0)
         close(listen_fd);
     listen_fd = -1;
-    free(fdmap);
-    fdmap = NULL;
     sluiced_log(SLUICED_LOG_INFO, "drained", "abandoned_requests=%d", left);
 }
