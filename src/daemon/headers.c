@@ -13,8 +13,9 @@
  * shadow rules (which never deny).
  */
 #include <event2/http.h>
-#include <inttypes.h>
-#include <stdio.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <string.h>
 
 #include "daemon.h"
 #include "policy/policy.h"
@@ -26,43 +27,108 @@ static int64_t ceil_s(int64_t ms)
     return ms / 1000 + (ms % 1000 != 0);
 }
 
-/* Item name of limit i: the rule's name, or "<rule>-<i>" for multi-limit rules. */
-static int item_name(char *buf, size_t size, const char *rule, const sluice_decision *d, int i)
+/*
+ * A bounded string builder: these headers are built on every decision, and
+ * snprintf's format parsing was a visible share of the request's CPU time.
+ * ok turns false (and stays) when something does not fit with its NUL.
+ */
+typedef struct sbuf {
+    char *p;
+    size_t left;
+    bool ok;
+} sbuf;
+
+static void sb_mem(sbuf *b, const char *s, size_t n)
 {
-    if (d->nlimits <= 1)
-        return snprintf(buf, size, "%s", rule);
-    return snprintf(buf, size, "%s-%d", rule, i);
+    if (!b->ok || n >= b->left) {
+        b->ok = false;
+        return;
+    }
+    memcpy(b->p, s, n);
+    b->p += n;
+    b->left -= n;
+    *b->p = '\0';
+}
+
+static void sb_str(sbuf *b, const char *s)
+{
+    sb_mem(b, s, strlen(s));
+}
+
+static void sb_i64(sbuf *b, int64_t v)
+{
+    char t[24];
+    char *q = t + sizeof(t);
+    uint64_t u = v < 0 ? -(uint64_t)v : (uint64_t)v;
+    do {
+        *--q = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (v < 0)
+        *--q = '-';
+    sb_mem(b, q, (size_t)(t + sizeof(t) - q));
+}
+
+/* Item name of limit i, quoted: the rule's name, or "<rule>-<i>" for multi-limit rules. */
+static void sb_item(sbuf *b, const char *rule, const sluice_decision *d, int i)
+{
+    sb_mem(b, "\"", 1);
+    sb_str(b, rule);
+    if (d->nlimits > 1) {
+        sb_mem(b, "-", 1);
+        sb_i64(b, i);
+    }
+    sb_mem(b, "\"", 1);
+}
+
+static int sb_done(const sbuf *b, const char *start)
+{
+    return b->ok ? (int)(b->p - start) : -1;
 }
 
 int sluiced_header_policy(char *buf, size_t size, const char *rule, const sluice_decision *d)
 {
-    size_t o = 0;
+    sbuf b = {buf, size, size > 0};
+    if (b.ok)
+        buf[0] = '\0';
     for (int i = 0; i < d->nlimits; i++) {
-        char name[96];
-        item_name(name, sizeof(name), rule, d, i);
         const sluice_limit_decision *l = &d->limits[i];
         int64_t w = ceil_s(l->window_ms);
         if (w < 1)
             w = 1;
-        int n = snprintf(buf + o, size - o, "%s\"%s\";q=%" PRId64 ";w=%" PRId64, i ? ", " : "",
-                         name, l->limit, w);
-        if (n < 0 || (size_t)n >= size - o)
-            return -1;
-        o += (size_t)n;
+        if (i)
+            sb_mem(&b, ", ", 2);
+        sb_item(&b, rule, d, i);
+        sb_mem(&b, ";q=", 3);
+        sb_i64(&b, l->limit);
+        sb_mem(&b, ";w=", 3);
+        sb_i64(&b, w);
     }
-    return (int)o;
+    return sb_done(&b, buf);
 }
 
 int sluiced_header_ratelimit(char *buf, size_t size, const char *rule, const sluice_decision *d)
 {
-    char name[96];
     int i = d->decided_by;
     if (i < 0 || i >= d->nlimits)
         i = 0;
-    item_name(name, sizeof(name), rule, d, i);
-    int n = snprintf(buf, size, "\"%s\";r=%" PRId64 ";t=%" PRId64, name,
-                     d->remaining < 0 ? 0 : d->remaining, ceil_s(d->reset_after_ms));
-    return (n < 0 || (size_t)n >= size) ? -1 : n;
+    sbuf b = {buf, size, size > 0};
+    if (b.ok)
+        buf[0] = '\0';
+    sb_item(&b, rule, d, i);
+    sb_mem(&b, ";r=", 3);
+    sb_i64(&b, d->remaining < 0 ? 0 : d->remaining);
+    sb_mem(&b, ";t=", 3);
+    sb_i64(&b, ceil_s(d->reset_after_ms));
+    return sb_done(&b, buf);
+}
+
+/* v = decimal v (v has room for any int64). */
+static const char *i64s(char *v, size_t size, int64_t x)
+{
+    sbuf b = {v, size, true};
+    sb_i64(&b, x);
+    return v;
 }
 
 void sluiced_headers_add(struct evkeyvalq *out, int mode, const char *rule,
@@ -72,17 +138,14 @@ void sluiced_headers_add(struct evkeyvalq *out, int mode, const char *rule,
     if (d->nlimits <= 0)
         return;
     if (mode & SLUICE_HEADERS_LEGACY) {
-        snprintf(v, sizeof(v), "%" PRId64, d->limit);
-        evhttp_add_header(out, "X-RateLimit-Limit", v);
-        snprintf(v, sizeof(v), "%" PRId64, d->remaining < 0 ? 0 : d->remaining);
-        evhttp_add_header(out, "X-RateLimit-Remaining", v);
+        evhttp_add_header(out, "X-RateLimit-Limit", i64s(v, sizeof(v), d->limit));
+        evhttp_add_header(out, "X-RateLimit-Remaining",
+                          i64s(v, sizeof(v), d->remaining < 0 ? 0 : d->remaining));
         int64_t reset_ms = d->now_ms + (d->reset_after_ms > 0 ? d->reset_after_ms : 0);
-        snprintf(v, sizeof(v), "%" PRId64, ceil_s(reset_ms));
-        evhttp_add_header(out, "X-RateLimit-Reset", v);
+        evhttp_add_header(out, "X-RateLimit-Reset", i64s(v, sizeof(v), ceil_s(reset_ms)));
     }
     if (!d->allowed && d->retry_after_ms >= 0 && mode != SLUICE_HEADERS_NONE) {
-        snprintf(v, sizeof(v), "%" PRId64, ceil_s(d->retry_after_ms));
-        evhttp_add_header(out, "Retry-After", v);
+        evhttp_add_header(out, "Retry-After", i64s(v, sizeof(v), ceil_s(d->retry_after_ms)));
     }
     if (mode & SLUICE_HEADERS_IETF) {
         if (sluiced_header_policy(v, sizeof(v), rule, d) > 0)
