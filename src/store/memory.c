@@ -10,11 +10,12 @@
  * of sliding-log cells, the key length and the key bytes.  Memory is
  * O(active keys): after a decision a node whose cells are all idle is freed
  * at once, and a sweep cursor walks each shard's bucket array (sequential
- * memory), checking two nodes per operation and freeing those whose idle
- * time has passed; the node it will check next is prefetched one operation
- * ahead.  The bucket arrays grow and shrink by incremental rehash, a few
- * buckets per operation, so no operation moves a whole table; the rehash
- * frees the idle nodes it meets and stands in for the sweep meanwhile.
+ * memory), checking two nodes after an operation that added a key and one
+ * every 16th other operation, and freeing those whose idle time has passed;
+ * the nodes it will check next are prefetched one operation ahead.  The
+ * bucket arrays grow and shrink by incremental rehash, a few buckets per
+ * operation, so no operation moves a whole table; the rehash frees the idle
+ * nodes it meets and stands in for the sweep meanwhile.
  *
  * Eviction.  With max_keys given in the URL, a shard that is full evicts its
  * least recently used key, exactly: each node then carries an intrusive LRU
@@ -49,7 +50,7 @@
 #define MAX_LOAD 1        /* keys per bucket before the table doubles */
 #define REHASH_BUCKETS 4  /* non-empty buckets moved per operation */
 #define SWEEP_INSERT 2    /* nodes the sweep checks after an operation added a key, */
-#define SWEEP_EVERY 4     /* one node every 4th of the other operations, */
+#define SWEEP_EVERY 16    /* one node every 16th of the other operations, */
 #define SWEEP_SCAN 32     /* visiting at most this many buckets */
 #define EVICT_SAMPLE 16   /* nodes compared by an eviction without max_keys... */
 #define EVICT_SCAN 64     /* ...visiting at most this many buckets per table */

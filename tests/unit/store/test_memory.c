@@ -167,8 +167,8 @@ static void test_idle_dropped(void)
 /*
  * The sweep frees idle keys no one asks about again, none too early, and
  * with bounded work per operation: an operation that adds no key checks one
- * node every SWEEP_EVERY (4) operations, so every node is checked within
- * 4 * (keys + buckets / 32) of them; one that adds a key checks two nodes.
+ * node every SWEEP_EVERY (16) operations, so every node is checked within
+ * 16 * (keys + buckets / 32) of them; one that adds a key checks two nodes.
  */
 static void test_sweep(void)
 {
@@ -182,16 +182,16 @@ static void test_sweep(void)
         ASSERT_EQ(decide(m, key, &fw, 1, 1, 0, &d), 0);
     }
     ASSERT_EQ(sluice__memory_keys(m), 100);
-    /* in their window: 600 operations on another key free nothing */
-    for (int i = 0; i < 600; i++)
+    /* in their window: 2000 operations on another key free nothing */
+    for (int i = 0; i < 2000; i++)
         ASSERT_EQ(decide(m, "busy", &hour, 1, 1, 999, &d), 0);
     ASSERT_EQ(sluice__memory_keys(m), 101);
-    /* later: 40 operations run 10 sweeps of a few nodes each, not a pass */
-    for (int i = 0; i < 40; i++)
+    /* later: 160 operations run 10 sweeps of a few nodes each, not a pass */
+    for (int i = 0; i < 160; i++)
         ASSERT_EQ(decide(m, "busy", &hour, 1, 1, 3000, &d), 0);
     ASSERT(sluice__memory_keys(m) > 50);
-    /* 101 keys in 128 buckets: 4 * (101 + 4) operations free the 100 */
-    for (int i = 0; i < 4 * (101 + 4); i++)
+    /* 101 keys in 128 buckets: 16 * (101 + 4) operations free the 100 */
+    for (int i = 0; i < 16 * (101 + 4); i++)
         ASSERT_EQ(decide(m, "busy", &hour, 1, 1, 3000, &d), 0);
     ASSERT_EQ(sluice__memory_keys(m), 1);
     /* the freed keys start fresh */
@@ -229,8 +229,8 @@ static void test_sweep_past_busy(void)
         ASSERT_EQ(decide(m, key, &fw, 1, 1, 0, &d), 0);
     }
     ASSERT_EQ(sluice__memory_keys(m), 22);
-    /* 22 keys in 32 buckets: within 4 * (22 + 1) operations */
-    for (int i = 0; i < 4 * (22 + 1); i++)
+    /* 22 keys in 32 buckets: within 16 * (22 + 1) operations */
+    for (int i = 0; i < 16 * (22 + 1); i++)
         ASSERT_EQ(decide(m, "nobody", &fw, 1, 0, 5000, &d), 0);
     ASSERT_EQ(sluice__memory_keys(m), 2);
     ASSERT_EQ(decide(m, "busy:a", &day, 1, 0, 5000, &d), 0);
