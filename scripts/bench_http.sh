@@ -12,8 +12,11 @@
 # for W = 1 and 2.  Each is measured at peak (wrk -c64) and at about half of
 # its own peak (wrk's delay() paces each connection) for the p99 there.
 # cpu_us/req is the server's CPU time per request (from /proc), which stays
-# comparable when other work shares the machine.  The Redis ceiling is
-# `sluice bench` against the same redis-server.
+# comparable when other work shares the machine.  sys/req is the server's
+# system calls per request, counted by `perf stat -e raw_syscalls:sys_enter`
+# over one more peak run (only when perf may trace; "-" otherwise; the
+# tracing slows that run, so it is not one of the measured ones).  The Redis
+# ceiling is `sluice bench` against the same redis-server.
 #
 # Knobs: SLUICE_BENCH_HTTP_SECONDS (per run, default 5), SLUICE_BENCH_HTTP_REPEAT
 # (peak = best of N runs, default 3), BUILD (default build).
@@ -118,7 +121,26 @@ run_wrk() {
   [ -n "$rps" ] || { rps=0; sed 's/^/    /' "$tmp/wrk.out"; }
 }
 
-fmt='%-34s %3s %10s %9s %9s %11s %9s %11s\n'
+# syscalls PORT SCRIPT PIDS...: sets sys (system calls per request, or "-")
+can_trace=0
+perf stat -e raw_syscalls:sys_enter true >/dev/null 2>&1 && can_trace=1
+syscalls() {
+  local port=$1 script=$2; shift 2
+  sys=-
+  [ "$can_trace" = 1 ] || return 0
+  local p plist="" pp n cnt
+  for p in "$@"; do plist="$plist${plist:+,}$p"; done
+  perf stat -x, -e raw_syscalls:sys_enter -p "$plist" -o "$tmp/perf.out" 2>/dev/null &
+  pp=$!
+  sleep 0.3
+  wrk -t1 -c64 -d2s -s "$script" "http://127.0.0.1:$port/" -- 0 > "$tmp/wrk.sys" 2>&1
+  kill -INT "$pp" 2>/dev/null; wait "$pp" 2>/dev/null
+  n=$(awk '/requests in/ {print $1}' "$tmp/wrk.sys")
+  cnt=$(awk -F, '/raw_syscalls/ {print $1}' "$tmp/perf.out" 2>/dev/null)
+  sys=$(awk -v c="${cnt:-0}" -v n="${n:-0}" 'BEGIN { if (n > 0 && c > 0) printf "%.2f", c / n; else print "-" }')
+}
+
+fmt='%-34s %3s %10s %9s %9s %8s %11s %9s %11s\n'
 row() { # LABEL W PORT SCRIPT PIDS... : best of $repeat peak runs, then a half-load run
   local label=$1 w=$2 port=$3 script=$4; shift 4
   local i pk_p99=0 pk_cpu=-
@@ -127,11 +149,12 @@ row() { # LABEL W PORT SCRIPT PIDS... : best of $repeat peak runs, then a half-l
     run_wrk "$port" "$script" 64 0 "$@"
     if [ "$rps" -gt "$peak" ]; then peak=$rps; pk_p99=$p99; pk_cpu=$cpu; fi
   done
+  syscalls "$port" "$script" "$@"
   # about half of the peak: c connections, each sending one request per
   # ~1.3 ms (1 ms pause + ~0.3 ms answer): c = peak/2 * 1.3 ms
   local c=$(( peak * 13 / 20000 )); [ "$c" -lt 2 ] && c=2
   run_wrk "$port" "$script" "$c" 1 "$@"
-  printf "$fmt" "$label" "$w" "$peak" "$pk_p99" "$pk_cpu" "$rps" "$p99" "${ratio:-}"
+  printf "$fmt" "$label" "$w" "$peak" "$pk_p99" "$pk_cpu" "$sys" "$rps" "$p99" "${ratio:-}"
 }
 
 rport=$(free_port)
@@ -143,7 +166,7 @@ redis_url="redis://127.0.0.1:$rport"
 
 echo "machine: $(nproc) CPUs, $(uname -r), load $(cut -d" " -f1-3 /proc/loadavg); wrk -t1, ${secs}s per run, peak = best of $repeat, 10000 keys, token bucket 100/s burst 100"
 echo "peak: wrk -c64; half: wrk paced to about half of that peak (peak*0.00065 connections, 1 ms pause after each answer)"
-printf "$fmt" "server / endpoint / store" "W" "peak_rps" "peak_p99" "cpu_us/req" "half_rps" "half_p99" "vs_nginx"
+printf "$fmt" "server / endpoint / store" "W" "peak_rps" "peak_p99" "cpu_us/req" "sys/req" "half_rps" "half_p99" "vs_nginx"
 
 declare -A nginx_peak
 for w in 1 2; do
