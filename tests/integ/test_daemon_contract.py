@@ -366,12 +366,60 @@ def test_pipelining_and_connection_close():
     assert data.startswith(b"HTTP/1.0 200") or data.startswith(b"HTTP/1.1 200"), data[:40]
 
 
+def test_pipelining_halfclose_and_backpressure():
+    """sluiced does the socket I/O of evhttp connections itself: EOF after
+    pipelined requests still gets every answer; a client that does not read
+    is throttled (input cap, partial writes) without losing or reordering
+    answers; a client that leaves with answers unread harms nobody."""
+    import re
+    import socket
+    import threading
+    req = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+
+    def read_until_eof(s):
+        data = b""
+        while True:
+            chunk = s.recv(1 << 20)
+            if not chunk:
+                return data
+            data += chunk
+
+    s = socket.create_connection(("127.0.0.1", D.port), timeout=10)
+    s.sendall(req * 50)
+    s.shutdown(socket.SHUT_WR)
+    data = read_until_eof(s)
+    s.close()
+    eq(len(re.findall(rb"HTTP/1.1 200 ", data)), 50, "50 pipelined answers before the close")
+
+    n = 20000
+    s = socket.create_connection(("127.0.0.1", D.port), timeout=20)
+    sender = threading.Thread(target=s.sendall, args=(req * n,))
+    sender.start()
+    time.sleep(0.5)  # let sluiced fill the socket and stop reading
+    data = b""
+    while data.count(b"HTTP/1.1 200 ") < n:
+        chunk = s.recv(1 << 20)
+        if not chunk:
+            break
+        data += chunk
+    sender.join()
+    s.close()
+    eq(data.count(b"HTTP/1.1 200 "), n, "every pipelined answer of a slow reader")
+
+    s = socket.create_connection(("127.0.0.1", D.port), timeout=5)
+    s.sendall(req * 2000)
+    s.close()
+    st, _, _ = D.request("GET", "/healthz")
+    eq(st, 200)
+
+
 try:
     for t in [test_explicit_check_fields_and_headers, test_matched_check_attributes, test_tiers,
               test_multi_limit, test_shadow_rule, test_authorize_sources_and_denial,
               test_trusted_forwarded_for, test_byuser_key_and_missing_identity,
               test_deny_status_and_header_modes, test_leaky_bucket_shaping,
-              test_keepalive_and_endpoints, test_pipelining_and_connection_close]:
+              test_keepalive_and_endpoints, test_pipelining_and_connection_close,
+              test_pipelining_halfclose_and_backpressure]:
         test(t)
 finally:
     D.stop()
