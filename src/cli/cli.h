@@ -32,6 +32,13 @@ int cli_replay(int argc, char **argv);
 int cli_bench(int argc, char **argv);
 
 /**
+ * The exit of a subcommand whose option parser returned p: 0 means go on
+ * (returns -1); 1 means --help (prints usage on stdout, returns 0); any
+ * other value is a usage error (usage on stderr, returns 2).
+ */
+int cli_parsed(int p, const char *usage);
+
+/**
  * Parses a whole decimal integer (optional sign, no trailing junk, no
  * leading space) within [lo, hi].  Returns 0 and sets *out, or -1.
  */

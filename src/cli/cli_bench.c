@@ -498,15 +498,9 @@ static void summary(const bench_opts *o, const char *url, bench_thread *th, int6
 int cli_bench(int argc, char **argv)
 {
     bench_opts o = {0};
-    int p = bench_parse(argc, argv, &o);
-    if (p == 1) {
-        fputs(bench_usage, stdout);
-        return CLI_EXIT_OK;
-    }
-    if (p != 0) {
-        fputs(bench_usage, stderr);
-        return CLI_EXIT_USAGE;
-    }
+    int ex = cli_parsed(bench_parse(argc, argv, &o), bench_usage);
+    if (ex >= 0)
+        return ex;
     bench_shared sh = {.o = &o};
     atomic_init(&sh.ready, 0);
     atomic_init(&sh.go, false);

@@ -189,15 +189,9 @@ static int check_parse(int argc, char **argv, check_args *a)
 int cli_check(int argc, char **argv)
 {
     check_args a = {0};
-    int p = check_parse(argc, argv, &a);
-    if (p == 1) {
-        fputs(check_usage, stdout);
-        return CLI_EXIT_OK;
-    }
-    if (p != 0) {
-        fputs(check_usage, stderr);
-        return CLI_EXIT_USAGE;
-    }
+    int ex = cli_parsed(check_parse(argc, argv, &a), check_usage);
+    if (ex >= 0)
+        return ex;
 
     sluice_config *cfg = NULL;
     sluice_store *store = NULL;

@@ -153,3 +153,11 @@ void cli_print_text(FILE *f, const sluice_decision *d, const char *rule, const c
                 i == d->decided_by ? "  (decided)" : "");
     }
 }
+
+int cli_parsed(int p, const char *usage)
+{
+    if (p == 0)
+        return -1;
+    fputs(usage, p == 1 ? stdout : stderr);
+    return p == 1 ? CLI_EXIT_OK : CLI_EXIT_USAGE;
+}
