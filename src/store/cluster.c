@@ -47,20 +47,6 @@
 
 /* ---- small helpers ---------------------------------------------------- */
 
-static struct timeval tv_ms(int64_t ms)
-{
-    if (ms < 1)
-        ms = 1;
-    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000)};
-    return tv;
-}
-
-static int64_t left_ms(int64_t deadline_us)
-{
-    int64_t us = deadline_us - sluice__redis_mono_us();
-    return us <= 0 ? 0 : (us + 999) / 1000;
-}
-
 static int cerr(sluice_error *err, int code, const char *what, const char *detail)
 {
     if (err) {
@@ -73,16 +59,6 @@ static int cerr(sluice_error *err, int code, const char *what, const char *detai
     return code;
 }
 
-static int io_error(sluice_error *err, const redisContext *c)
-{
-    bool to = c->err == REDIS_ERR_IO &&
-              (errno == EAGAIN || errno == EWOULDBLOCK ||
-               strstr(c->errstr, "temporarily unavailable") || strstr(c->errstr, "timed out"));
-    if (to)
-        return cerr(err, SLUICE_ETIMEOUT, "timed out", NULL);
-    return cerr(err, SLUICE_ESTORE, "connection error", c->errstr);
-}
-
 static void sleep_ms(int64_t ms)
 {
     struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
@@ -92,62 +68,16 @@ static void sleep_ms(int64_t ms)
 
 /* ---- blocking path: one node's pool ------------------------------------ */
 
-static void slot_drop(sluice__redis_slot *s)
+/* Locks one of node i's slots within the deadline, its context dropped if
+ * stale; NULL with err set. */
+static sluice__redis_slot *node_slot(sluice__cluster *cs, int i, int64_t deadline_us,
+                                     sluice_error *err)
 {
-    if (s->c) {
-        redisFree(s->c);
-        s->c = NULL;
-    }
-    if (s->backoff_ms < SLUICE_REDIS_BACKOFF_MIN_MS)
-        s->backoff_ms = SLUICE_REDIS_BACKOFF_MIN_MS;
-    s->retry_at_us = sluice__redis_mono_us() + (int64_t)s->backoff_ms * 1000;
-    s->backoff_ms *= 2;
-    if (s->backoff_ms > SLUICE_REDIS_BACKOFF_MAX_MS)
-        s->backoff_ms = SLUICE_REDIS_BACKOFF_MAX_MS;
-}
-
-static int set_io_timeout(sluice__redis_slot *s, int64_t ms, sluice_error *err)
-{
-    if (ms < 1)
-        return cerr(err, SLUICE_ETIMEOUT, "timed out", NULL);
-    if (s->io_timeout_ms == (int)ms)
-        return 0;
-    if (redisSetTimeout(s->c, tv_ms(ms)) != REDIS_OK)
-        return cerr(err, SLUICE_ESTORE, "setting socket timeouts failed", NULL);
-    s->io_timeout_ms = (int)ms;
-    return 0;
-}
-
-static redisReply *read_reply(redisContext *c, sluice_error *err)
-{
-    void *reply = NULL;
-    if (redisGetReply(c, &reply) != REDIS_OK || !reply) {
-        io_error(err, c);
-        return NULL;
-    }
-    return reply;
-}
-
-static sluice__redis_slot *slot_take(sluice__cnode *n, int64_t deadline_us, sluice_error *err)
-{
-    unsigned start = atomic_fetch_add(&n->next, 1);
-    for (unsigned i = 0; i < SLUICE_CLUSTER_POOL; i++) {
-        sluice__redis_slot *s = &n->pool[(start + i) % SLUICE_CLUSTER_POOL];
-        if (pthread_mutex_trylock(&s->mu) == 0)
-            return s;
-    }
-    sluice__redis_slot *s = &n->pool[start % SLUICE_CLUSTER_POOL];
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    int64_t ns = ts.tv_nsec + (deadline_us - sluice__redis_mono_us()) * 1000;
-    if (ns < 0)
-        ns = 0;
-    ts.tv_sec += (time_t)(ns / 1000000000);
-    ts.tv_nsec = (long)(ns % 1000000000);
-    if (pthread_mutex_timedlock(&s->mu, &ts) != 0) {
-        cerr(err, SLUICE_ETIMEOUT, "timed out waiting for a connection", NULL);
-        return NULL;
-    }
+    sluice__cnode *n = &cs->nodes[i];
+    sluice__redis_slot *s =
+        sluice__redis_slot_take(n->pool, SLUICE_CLUSTER_POOL, &n->next, deadline_us, cerr, err);
+    if (s)
+        sluice__redis_slot_check(s, atomic_load(&n->gen));
     return s;
 }
 
@@ -158,46 +88,15 @@ static int slot_connect(sluice__cluster *cs, int i, sluice__redis_slot *s, int64
     char host[SLUICE_REDIS_HOST_MAX];
     int port;
     uint64_t gen = sluice__cluster_node_addr(cs, i, host, sizeof(host), &port);
-    int64_t ms = left_ms(deadline_us);
-    if (ms < 1)
-        return cerr(err, SLUICE_ETIMEOUT, "timed out", NULL);
-    redisContext *c = redisConnectWithTimeout(host, port, tv_ms(ms));
-    if (!c)
-        return cerr(err, SLUICE_ENOMEM, "out of memory", NULL);
-    if (c->err) {
-        int rc = io_error(err, c);
-        if (rc == SLUICE_ESTORE)
-            cerr(err, rc, "connect failed", c->errstr);
-        redisFree(c);
-        return rc;
-    }
-    s->c = c;
-    s->gen = gen;
-    s->io_timeout_ms = 0;
-    int rc = set_io_timeout(s, left_ms(deadline_us), err);
+    bool unreachable;
+    int rc = sluice__redis_slot_open(s, host, port, gen, deadline_us, cerr, &unreachable, err);
     if (rc)
         return rc;
-    int nreplies = 1;
-    if (cs->password) {
-        if (cs->user)
-            redisAppendCommand(c, "AUTH %s %s", cs->user, cs->password);
-        else
-            redisAppendCommand(c, "AUTH %s", cs->password);
-        nreplies++;
-    }
-    redisAppendCommand(c, "SCRIPT LOAD %b", sluice__redis_lua, sluice__redis_lua_len);
-    for (int k = 0; k < nreplies; k++) {
-        redisReply *rep = read_reply(c, err);
-        if (!rep)
-            return err->code;
-        bool bad = rep->type == REDIS_REPLY_ERROR;
-        if (bad)
-            cerr(err, SLUICE_ESTORE, "connection setup refused", rep->str);
-        freeReplyObject(rep);
-        if (bad)
-            return SLUICE_ESTORE;
-    }
-    return 0;
+    int nreplies = sluice__redis_append_auth(s->c, cs->user, cs->password);
+    if (nreplies < 0)
+        return cerr(err, SLUICE_ENOMEM, "out of memory", NULL);
+    sluice__redis_append_load(s->c);
+    return sluice__redis_read_setup(s->c, nreplies + 1, NULL, cerr, err);
 }
 
 /* What one attempt on one node came to. */
@@ -221,12 +120,12 @@ static int send_and_read(sluice__redis_slot *s, const char *cmd, long len, bool 
     *out = NULL;
     *dirty = false;
     *acked = -1;
-    int rc = set_io_timeout(s, left_ms(deadline_us), err);
+    int rc = sluice__redis_slot_timeout(s, deadline_us, cerr, err);
     if (rc)
         return rc;
     int n = 0, at = 0;
     if (load) {
-        redisAppendCommand(s->c, "SCRIPT LOAD %b", sluice__redis_lua, sluice__redis_lua_len);
+        sluice__redis_append_load(s->c);
         n++;
     }
     if (asking) {
@@ -238,15 +137,15 @@ static int send_and_read(sluice__redis_slot *s, const char *cmd, long len, bool 
     n++;
     if (wait_n > 0) {
         redisAppendCommand(s->c, "WAIT %d %lld", wait_n,
-                           sluice__cluster_wait_ms(left_ms(deadline_us)));
+                           sluice__cluster_wait_ms(sluice__redis_left_ms(deadline_us)));
         n++;
     }
     for (int k = 0; k < n; k++) {
-        if (k > at && (rc = set_io_timeout(s, left_ms(deadline_us), err)) != 0) {
+        if (k > at && (rc = sluice__redis_slot_timeout(s, deadline_us, cerr, err)) != 0) {
             *dirty = true;
             return 0;
         }
-        redisReply *rep = read_reply(s->c, err);
+        redisReply *rep = sluice__redis_read_reply(cerr, s->c, err);
         if (!rep && k > at) {
             *dirty = true; /* only WAIT is missing */
             return 0;
@@ -272,16 +171,10 @@ static int node_attempt(sluice__cluster *cs, int i, const sluice__op *op, bool a
                         int64_t deadline_us, sluice_decision *out, attempt *a, sluice_error *err)
 {
     a->kind = SLUICE_CREPLY_DONE;
-    sluice__cnode *n = &cs->nodes[i];
-    sluice__redis_slot *s = slot_take(n, deadline_us, err);
+    sluice__redis_slot *s = node_slot(cs, i, deadline_us, err);
     if (!s)
         return SLUICE_ETIMEOUT;
     int rc = 0;
-    if (s->c && (s->c->err || s->gen != atomic_load(&n->gen))) {
-        redisFree(s->c);
-        s->c = NULL;
-        s->retry_at_us = 0;
-    }
     if (!s->c) {
         if (sluice__redis_mono_us() < s->retry_at_us) {
             rc = cerr(err, SLUICE_ESTORE, "node unreachable, reconnecting", NULL);
@@ -289,7 +182,7 @@ static int node_attempt(sluice__cluster *cs, int i, const sluice__op *op, bool a
         }
         rc = slot_connect(cs, i, s, deadline_us, err);
         if (rc) {
-            slot_drop(s);
+            sluice__redis_slot_drop(s);
             goto out_unlock;
         }
     }
@@ -312,7 +205,7 @@ static int node_attempt(sluice__cluster *cs, int i, const sluice__op *op, bool a
     }
     redisFreeCommand(cmd);
     if (rc) {
-        slot_drop(s);
+        sluice__redis_slot_drop(s);
         goto out_unlock;
     }
     s->backoff_ms = 0;
@@ -382,7 +275,7 @@ static int run(sluice__cluster *cs, const sluice__op *op, sluice_decision *out, 
          * migration ASK and TRYAGAIN alternate; only the deadline bounds that. */
         hops = 0;
         sluice__cluster_kick(cs);
-        int64_t left = left_ms(deadline_us);
+        int64_t left = sluice__redis_left_ms(deadline_us);
         if (left <= SLUICE_CLUSTER_TRYAGAIN_MS)
             return err->code ? err->code : cerr(err, SLUICE_ESTORE, "cluster busy", NULL);
         sleep_ms(SLUICE_CLUSTER_TRYAGAIN_MS);
@@ -391,31 +284,25 @@ static int run(sluice__cluster *cs, const sluice__op *op, sluice_decision *out, 
 
 static int ping_node(sluice__cluster *cs, int i, int64_t deadline_us, sluice_error *err)
 {
-    sluice__cnode *n = &cs->nodes[i];
-    sluice__redis_slot *s = slot_take(n, deadline_us, err);
+    sluice__redis_slot *s = node_slot(cs, i, deadline_us, err);
     if (!s)
         return SLUICE_ETIMEOUT;
     int rc = 0;
-    if (s->c && (s->c->err || s->gen != atomic_load(&n->gen))) {
-        redisFree(s->c);
-        s->c = NULL;
-        s->retry_at_us = 0;
-    }
     if (!s->c)
         rc = slot_connect(cs, i, s, deadline_us, err);
     if (rc == 0)
-        rc = set_io_timeout(s, left_ms(deadline_us), err);
+        rc = sluice__redis_slot_timeout(s, deadline_us, cerr, err);
     if (rc == 0) {
         redisReply *rep = redisCommand(s->c, "PING");
         if (!rep)
-            rc = io_error(err, s->c);
+            rc = sluice__redis_io_error(cerr, err, s->c);
         else if (rep->type == REDIS_REPLY_ERROR)
             rc = cerr(err, SLUICE_ESTORE, "PING refused", rep->str);
         if (rep)
             freeReplyObject(rep);
     }
     if (rc && rc != SLUICE_ENOMEM)
-        slot_drop(s);
+        sluice__redis_slot_drop(s);
     pthread_mutex_unlock(&s->mu);
     return rc;
 }

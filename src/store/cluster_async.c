@@ -45,12 +45,10 @@ typedef struct cloop cloop;
 
 /* This loop's connection to one entry of the store's nodes[]. */
 typedef struct cnconn {
+    sluice__redis_alink link; /* first: ac->data points here (ac NULL while down) */
     cloop *l;
-    int index;             /* into cs->nodes[] */
-    redisAsyncContext *ac; /* NULL while down */
-    bool connected;
-    uint64_t gen; /* node generation ac was opened for */
-    struct event *connect_timer;
+    int index;    /* into cs->nodes[] */
+    uint64_t gen; /* node generation link.ac was opened for */
     int backoff_ms;
     int64_t retry_at_us; /* monotonic: no reconnect before this */
     uint64_t replies;    /* replies received on this connection */
@@ -83,9 +81,7 @@ typedef struct creq {
     cnconn *sent_on;
     uint64_t replies_at_send;
     sluice_decision d;
-    sluice__op op; /* a copy, for re-sends */
-    sluice_limit limits[SLUICE_MAX_LIMITS];
-    char key[SLUICE_STORE_KEY_MAX + 1];
+    sluice__redis_opcopy oc; /* for re-sends */
 } creq;
 
 struct cloop {
@@ -169,62 +165,19 @@ static void pend_clear(cnconn *n)
 
 /* ---- connections ------------------------------------------------------- */
 
-static void conn_lost(cnconn *n, const redisAsyncContext *ac)
+/* The link went down: no reconnect before the backoff, WAITs not sent. */
+static void conn_lost(sluice__redis_alink *link)
 {
-    if (n->ac != ac)
-        return;
-    n->ac = NULL;
-    n->connected = false;
-    if (n->connect_timer)
-        evtimer_del(n->connect_timer);
+    cnconn *n = (cnconn *)link;
     pend_clear(n);
-    if (n->backoff_ms < SLUICE_REDIS_BACKOFF_MIN_MS)
-        n->backoff_ms = SLUICE_REDIS_BACKOFF_MIN_MS;
-    n->retry_at_us = sluice__redis_mono_us() + (int64_t)n->backoff_ms * 1000;
-    n->backoff_ms *= 2;
-    if (n->backoff_ms > SLUICE_REDIS_BACKOFF_MAX_MS)
-        n->backoff_ms = SLUICE_REDIS_BACKOFF_MAX_MS;
+    n->retry_at_us =
+        sluice__redis_mono_us() + (int64_t)sluice__redis_backoff(&n->backoff_ms) * 1000;
     sluice__cluster_kick(n->l->cs);
 }
 
-/* Drops the connection now: pending callbacks run with NULL replies. */
 static void conn_drop(cnconn *n)
 {
-    redisAsyncContext *ac = n->ac;
-    if (!ac)
-        return;
-    conn_lost(n, ac);
-    redisAsyncFree(ac);
-}
-
-static void on_connect(const redisAsyncContext *ac, int status)
-{
-    cnconn *n = ac->data;
-    if (!n)
-        return;
-    if (status != REDIS_OK) {
-        conn_lost(n, ac); /* hiredis frees ac after this returns */
-        return;
-    }
-    n->connected = true;
-    evtimer_del(n->connect_timer);
-}
-
-static void on_disconnect(const redisAsyncContext *ac, int status)
-{
-    (void)status;
-    cnconn *n = ac->data;
-    if (n)
-        conn_lost(n, ac);
-}
-
-static void on_connect_timeout(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd;
-    (void)what;
-    cnconn *n = arg;
-    if (n->ac && !n->connected)
-        conn_drop(n);
+    sluice__redis_alink_drop(&n->link);
 }
 
 /* Replies to AUTH, SCRIPT LOAD, ASKING: counted; a refused AUTH drops the link. */
@@ -235,7 +188,7 @@ static void on_aux(redisAsyncContext *ac, void *reply, void *privdata)
     if (!n || !rep)
         return;
     n->replies++;
-    if (privdata && rep->type == REDIS_REPLY_ERROR && n->ac == ac)
+    if (privdata && rep->type == REDIS_REPLY_ERROR && n->link.ac == ac)
         conn_drop(n);
 }
 
@@ -245,33 +198,17 @@ static int conn_connect(cnconn *n)
     char host[SLUICE_REDIS_HOST_MAX];
     int port;
     uint64_t gen = sluice__cluster_node_addr(cs, n->index, host, sizeof(host), &port);
-    if (!n->connect_timer && !(n->connect_timer = evtimer_new(n->l->base, on_connect_timeout, n)))
+    if (!n->link.connect_timer && sluice__redis_alink_init(&n->link, n->l->base, conn_lost) != 0)
         return SLUICE_ENOMEM;
-    redisAsyncContext *ac = redisAsyncConnect(host, port);
-    if (!ac || ac->err || redisLibeventAttach(ac, n->l->base) != REDIS_OK) {
-        if (ac)
-            redisAsyncFree(ac);
-        n->ac = NULL;
-        conn_lost(n, NULL);
+    if (sluice__redis_alink_open(&n->link, n->l->base, host, port, cs->timeout_ms) != 0) {
+        conn_lost(&n->link);
         return SLUICE_ESTORE;
     }
-    ac->data = n;
-    n->ac = ac;
     n->gen = gen;
-    n->connected = false;
-    redisAsyncSetConnectCallback(ac, on_connect);
-    redisAsyncSetDisconnectCallback(ac, on_disconnect);
     /* queued before the connection completes; hiredis sends them first */
-    if (cs->password) {
-        if (cs->user)
-            redisAsyncCommand(ac, on_aux, n, "AUTH %s %s", cs->user, cs->password);
-        else
-            redisAsyncCommand(ac, on_aux, n, "AUTH %s", cs->password);
-    }
-    redisAsyncCommand(ac, on_aux, NULL, "SCRIPT LOAD %b", sluice__redis_lua, sluice__redis_lua_len);
-    int ms = cs->timeout_ms < 50 ? 50 : cs->timeout_ms;
-    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
-    evtimer_add(n->connect_timer, &tv);
+    redisAsyncContext *ac = n->link.ac;
+    sluice__redis_async_auth(ac, on_aux, n, cs->user, cs->password);
+    sluice__redis_async_load(ac, on_aux, NULL);
     return 0;
 }
 
@@ -288,7 +225,7 @@ static void on_wait_turn(evutil_socket_t fd, short what, void *arg)
     cnconn *n = arg;
     if (n->npend == 0)
         return;
-    wbatch *b = n->ac ? sluice__malloc(sizeof(*b) + sizeof(creq *) * (size_t)n->npend) : NULL;
+    wbatch *b = n->link.ac ? sluice__malloc(sizeof(*b) + sizeof(creq *) * (size_t)n->npend) : NULL;
     if (!b) {
         pend_clear(n); /* their decisions complete without WAIT */
         return;
@@ -300,7 +237,7 @@ static void on_wait_turn(evutil_socket_t fd, short what, void *arg)
         if (n->pend[i]->deadline_us - now < left_us)
             left_us = n->pend[i]->deadline_us - now;
     }
-    if (redisAsyncCommand(n->ac, on_wait, b, "WAIT %d %lld", n->pend_n,
+    if (redisAsyncCommand(n->link.ac, on_wait, b, "WAIT %d %lld", n->pend_n,
                           sluice__cluster_wait_ms(left_us / 1000)) != REDIS_OK) {
         sluice__free(b);
         pend_clear(n);
@@ -340,13 +277,12 @@ static int req_send(cnconn *n, creq *q, bool load)
 {
     sluice__cluster *cs = n->l->cs;
     char *cmd;
-    long len = sluice__redis_format_sha(cs->sha, &q->op, false, &cmd);
+    long len = sluice__redis_format_sha(cs->sha, &q->oc.op, false, &cmd);
     if (len < 0)
         return (int)len;
-    redisAsyncContext *ac = n->ac;
+    redisAsyncContext *ac = n->link.ac;
     if (load)
-        redisAsyncCommand(ac, on_aux, NULL, "SCRIPT LOAD %b", sluice__redis_lua,
-                          sluice__redis_lua_len);
+        sluice__redis_async_load(ac, on_aux, NULL);
     if (q->asking)
         redisAsyncCommand(ac, on_aux, NULL, "ASKING");
     int rc = redisAsyncFormattedCommand(ac, on_reply, q, cmd, (size_t)len);
@@ -377,12 +313,12 @@ static void attempt(creq *q)
         return;
     }
     cnconn *n = &l->nodes[i];
-    if (n->ac && n->gen != atomic_load(&cs->nodes[i].gen)) {
+    if (n->link.ac && n->gen != atomic_load(&cs->nodes[i].gen)) {
         conn_drop(n); /* the entry now names another address */
         n->retry_at_us = 0;
         n->backoff_ms = 0;
     }
-    if (!n->ac) {
+    if (!n->link.ac) {
         if (sluice__redis_mono_us() < n->retry_at_us || conn_connect(n) != 0) {
             sluice__cluster_kick(cs);
             req_finish(q, SLUICE_ESTORE, NULL);
@@ -447,10 +383,10 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *privdata)
     switch (kind) {
     case SLUICE_CREPLY_DONE: {
         sluice_error err = {0};
-        int rc = sluice__redis_parse(rep, &q->op, &q->d, &err);
+        int rc = sluice__redis_parse(rep, &q->oc.op, &q->d, &err);
         if (rc) {
             req_finish(q, rc, NULL);
-        } else if (q->waiting > 0 && q->op.cost > 0 && q->d.allowed) {
+        } else if (q->waiting > 0 && q->oc.op.cost > 0 && q->d.allowed) {
             q->have = true;
             q->wait_ac = ac; /* its WAIT is the next WAIT reply on this connection */
         } else {
@@ -460,7 +396,7 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *privdata)
         return;
     }
     case SLUICE_CREPLY_NOSCRIPT:
-        if (q->loads++ < 2 && n->ac == ac && req_send(n, q, true) == 0)
+        if (q->loads++ < 2 && n->link.ac == ac && req_send(n, q, true) == 0)
             return;
         req_finish(q, SLUICE_ESTORE, NULL);
         return;
@@ -519,12 +455,12 @@ static void on_deadline(evutil_socket_t fd, short what, void *arg)
     (void)what;
     creq *q = arg;
     cnconn *n = q->sent_on;
-    if (n && n->ac && n->connected && q->holds > 0) {
+    if (n && n->link.ac && n->link.connected && q->holds > 0) {
         /* When the loop ran late, the reply may sit unread in the socket while
          * its timer fires first: read before calling it a timeout.  The extra
          * hold keeps q alive through the callbacks this may run. */
         q->holds++;
-        redisAsyncHandleRead(n->ac);
+        redisAsyncHandleRead(n->link.ac);
         q->holds--;
         if (q->finished) {
             if (q->holds == 0)
@@ -532,9 +468,9 @@ static void on_deadline(evutil_socket_t fd, short what, void *arg)
             return;
         }
     }
-    bool stalled = n && n->ac && q->holds > 0 && n->replies == q->replies_at_send;
+    bool stalled = n && n->link.ac && q->holds > 0 && n->replies == q->replies_at_send;
     req_finish(q, SLUICE_ETIMEOUT, NULL); /* may free q; with q->have: not replicated in time */
-    if (stalled && n->ac)
+    if (stalled && n->link.ac)
         conn_drop(n); /* nothing came back at all: the server is frozen */
 }
 
@@ -556,13 +492,8 @@ int sluice__cluster_decide_async(void *conn, const sluice__op *op, sluice__store
     q->cb = cb;
     q->arg = arg;
     q->ask = -1;
-    memcpy(q->limits, op->limits, sizeof(sluice_limit) * (size_t)op->nlimits);
-    memcpy(q->key, op->key, op->key_len);
-    q->key[op->key_len] = '\0';
-    q->op = *op;
-    q->op.key = q->key;
-    q->op.limits = q->limits;
-    q->slot = sluice__cluster_op_slot(&q->op);
+    sluice__redis_op_copy(&q->oc, op);
+    q->slot = sluice__cluster_op_slot(&q->oc.op);
     int ms = l->cs->timeout_ms;
     q->deadline_us = sluice__redis_mono_us() + (int64_t)ms * 1000;
     q->next = l->reqs;
@@ -603,14 +534,8 @@ void sluice__cluster_detach(void *conn)
         req_finish(l->reqs, SLUICE_ECANCELED, NULL);
     for (int i = 0; i < SLUICE_CLUSTER_NODES_MAX; i++) {
         cnconn *n = &l->nodes[i];
-        if (n->ac) {
-            redisAsyncContext *ac = n->ac;
-            n->ac = NULL;
-            ac->data = NULL;
-            redisAsyncFree(ac); /* remaining callbacks see finished requests and free them */
-        }
-        if (n->connect_timer)
-            event_free(n->connect_timer);
+        /* remaining callbacks see finished requests and free them */
+        sluice__redis_alink_close(&n->link);
         pend_clear(n);
         if (n->wait_ev)
             event_free(n->wait_ev);

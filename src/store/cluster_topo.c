@@ -16,14 +16,6 @@
 #include "store/cluster_int.h"
 #include "util/alloc.h"
 
-static struct timeval tv_ms(int64_t ms)
-{
-    if (ms < 1)
-        ms = 1;
-    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000)};
-    return tv;
-}
-
 /* ---- slots and nodes --------------------------------------------------- */
 
 int sluice__cluster_op_slot(const sluice__op *op)
@@ -301,22 +293,16 @@ static int64_t refresh_timeout_ms(const sluice__cluster *cs)
 static redisContext *refresh_connect(sluice__cluster *cs, const char *host, int port)
 {
     int64_t ms = refresh_timeout_ms(cs);
-    redisContext *c = redisConnectWithTimeout(host, port, tv_ms(ms));
-    if (!c || c->err || redisSetTimeout(c, tv_ms(ms)) != REDIS_OK) {
+    redisContext *c = redisConnectWithTimeout(host, port, sluice__redis_tv_ms(ms));
+    if (!c || c->err || redisSetTimeout(c, sluice__redis_tv_ms(ms)) != REDIS_OK) {
         if (c)
             redisFree(c);
         return NULL;
     }
-    if (cs->password) {
-        redisReply *r = cs->user ? redisCommand(c, "AUTH %s %s", cs->user, cs->password)
-                                 : redisCommand(c, "AUTH %s", cs->password);
-        bool ok = r && r->type != REDIS_REPLY_ERROR;
-        if (r)
-            freeReplyObject(r);
-        if (!ok) {
-            redisFree(c);
-            return NULL;
-        }
+    int n = sluice__redis_append_auth(c, cs->user, cs->password);
+    if (n < 0 || sluice__redis_read_setup(c, n, NULL, sluice__redis_error, NULL) != 0) {
+        redisFree(c);
+        return NULL;
     }
     return c;
 }

@@ -61,66 +61,7 @@ void sluice__redis_suspect(sluice__redis *r)
 
 /* ---- one blocking context -------------------------------------------- */
 
-static struct timeval tv_ms(int64_t ms)
-{
-    if (ms < 1)
-        ms = 1;
-    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000)};
-    return tv;
-}
-
-static int64_t left_ms(int64_t deadline_us)
-{
-    int64_t us = deadline_us - sluice__redis_mono_us();
-    return us <= 0 ? 0 : (us + 999) / 1000;
-}
-
-static int io_error(sluice_error *err, redisContext *c)
-{
-    bool to = c->err == REDIS_ERR_IO &&
-              (errno == EAGAIN || errno == EWOULDBLOCK ||
-               strstr(c->errstr, "temporarily unavailable") || strstr(c->errstr, "timed out"));
-    if (to)
-        return sluice__redis_error(err, SLUICE_ETIMEOUT, "timed out", NULL);
-    return sluice__redis_error(err, SLUICE_ESTORE, "connection error", c->errstr);
-}
-
-static void slot_drop(sluice__redis_slot *s)
-{
-    if (s->c) {
-        redisFree(s->c);
-        s->c = NULL;
-    }
-    if (s->backoff_ms < SLUICE_REDIS_BACKOFF_MIN_MS)
-        s->backoff_ms = SLUICE_REDIS_BACKOFF_MIN_MS;
-    s->retry_at_us = sluice__redis_mono_us() + (int64_t)s->backoff_ms * 1000;
-    s->backoff_ms *= 2;
-    if (s->backoff_ms > SLUICE_REDIS_BACKOFF_MAX_MS)
-        s->backoff_ms = SLUICE_REDIS_BACKOFF_MAX_MS;
-}
-
-static int set_io_timeout(sluice__redis_slot *s, int64_t ms, sluice_error *err)
-{
-    if (ms < 1)
-        return sluice__redis_error(err, SLUICE_ETIMEOUT, "timed out", NULL);
-    if (s->io_timeout_ms == (int)ms)
-        return 0;
-    if (redisSetTimeout(s->c, tv_ms(ms)) != REDIS_OK)
-        return sluice__redis_error(err, SLUICE_ESTORE, "setting socket timeouts failed", NULL);
-    s->io_timeout_ms = (int)ms;
-    return 0;
-}
-
-/* Reads one reply; NULL with err set on failure. */
-static redisReply *read_reply(redisContext *c, sluice_error *err)
-{
-    void *reply = NULL;
-    if (redisGetReply(c, &reply) != REDIS_OK || !reply) {
-        io_error(err, c);
-        return NULL;
-    }
-    return reply;
-}
+#define EF sluice__redis_error
 
 /*
  * Connects slot s within the deadline and queues the connection's setup:
@@ -137,40 +78,22 @@ static int slot_connect(sluice__redis *r, sluice__redis_slot *s, int64_t deadlin
     s->gen = gen; /* this address has been tried, connected or not */
     if (!host[0])
         return sluice__redis_error(err, SLUICE_ESTORE, "master address unknown (Sentinel)", NULL);
-    int64_t ms = left_ms(deadline_us);
-    if (ms < 1)
-        return sluice__redis_error(err, SLUICE_ETIMEOUT, "timed out", NULL);
-    redisContext *c = redisConnectWithTimeout(host, port, tv_ms(ms));
-    if (!c)
-        return sluice__redis_error(err, SLUICE_ENOMEM, "out of memory", NULL);
-    if (c->err) {
-        int rc = io_error(err, c);
-        if (rc == SLUICE_ESTORE)
-            sluice__redis_error(err, rc, "connect failed", c->errstr);
-        redisFree(c);
+    bool unreachable;
+    int rc = sluice__redis_slot_open(s, host, port, gen, deadline_us, EF, &unreachable, err);
+    if (unreachable)
         sluice__redis_suspect(r);
-        return rc;
-    }
-    s->c = c;
-    s->gen = gen;
-    s->io_timeout_ms = 0;
-    int rc = set_io_timeout(s, left_ms(deadline_us), err);
     if (rc)
         return rc;
 
-    int nreplies = 0;
-    if (r->password) {
-        if (r->user)
-            redisAppendCommand(c, "AUTH %s %s", r->user, r->password);
-        else
-            redisAppendCommand(c, "AUTH %s", r->password);
-        nreplies++;
-    }
+    redisContext *c = s->c;
+    int nreplies = sluice__redis_append_auth(c, r->user, r->password);
+    if (nreplies < 0)
+        return sluice__redis_error(err, SLUICE_ENOMEM, "out of memory", NULL);
     if (r->db) {
         redisAppendCommand(c, "SELECT %d", r->db);
         nreplies++;
     }
-    redisAppendCommand(c, "SCRIPT LOAD %b", sluice__redis_lua, sluice__redis_lua_len);
+    sluice__redis_append_load(c);
     nreplies++;
     if (r->sentinel) {
         redisAppendCommand(c, "ROLE");
@@ -180,34 +103,25 @@ static int slot_connect(sluice__redis *r, sluice__redis_slot *s, int64_t deadlin
     return 0;
 }
 
-/* Reads the replies to the setup queued by slot_connect(), if any. */
+/* Reads the replies to the setup queued by slot_connect(), if any; behind
+ * Sentinel, the last one (ROLE) must say master. */
 static int setup_read(sluice__redis *r, sluice__redis_slot *s, sluice_error *err)
 {
     int nreplies = s->setup_pending;
     s->setup_pending = 0;
-    for (int i = 0; i < nreplies; i++) {
-        redisReply *rep = read_reply(s->c, err);
-        if (!rep)
-            return err->code ? err->code : SLUICE_ESTORE;
-        int bad = 0;
-        if (rep->type == REDIS_REPLY_ERROR) {
-            /* error replies to AUTH (WRONGPASS ...) never echo the password */
-            sluice__redis_error(err, SLUICE_ESTORE, "connection setup refused", rep->str);
-            bad = 1;
-        } else if (r->sentinel && i == nreplies - 1) {
-            if (rep->type != REDIS_REPLY_ARRAY || rep->elements < 1 ||
-                rep->element[0]->type != REDIS_REPLY_STRING ||
-                strcmp(rep->element[0]->str, "master") != 0) {
-                sluice__redis_error(err, SLUICE_ESTORE, "Sentinel's master is not a master", NULL);
-                sluice__redis_suspect(r);
-                bad = 1;
-            }
-        }
-        freeReplyObject(rep);
-        if (bad)
-            return SLUICE_ESTORE;
-    }
-    return 0;
+    redisReply *role = NULL;
+    int rc = sluice__redis_read_setup(s->c, nreplies, r->sentinel ? &role : NULL, EF, err);
+    if (rc || !role)
+        return rc;
+    bool master = role->type == REDIS_REPLY_ARRAY && role->elements >= 1 &&
+                  role->element[0]->type == REDIS_REPLY_STRING &&
+                  strcmp(role->element[0]->str, "master") == 0;
+    freeReplyObject(role);
+    if (master)
+        return 0;
+    sluice__redis_error(err, SLUICE_ESTORE, "Sentinel's master is not a master", NULL);
+    sluice__redis_suspect(r);
+    return SLUICE_ESTORE;
 }
 
 /* Runs op on a connected slot: EVALSHA, and on NOSCRIPT one SCRIPT LOAD + EVALSHA. */
@@ -218,7 +132,7 @@ static int slot_decide(sluice__redis *r, sluice__redis_slot *s, const sluice__op
     long len = sluice__redis_format(r, op, false, &cmd);
     if (len < 0)
         return sluice__redis_error(err, (int)len, "cannot build the command", NULL);
-    int rc = set_io_timeout(s, left_ms(deadline_us), err);
+    int rc = sluice__redis_slot_timeout(s, deadline_us, EF, err);
     if (rc) {
         redisFreeCommand(cmd);
         return rc;
@@ -229,19 +143,19 @@ static int slot_decide(sluice__redis *r, sluice__redis_slot *s, const sluice__op
         redisFreeCommand(cmd);
         return rc;
     }
-    redisReply *rep = read_reply(s->c, err);
+    redisReply *rep = sluice__redis_read_reply(EF, s->c, err);
     if (rep && sluice__redis_is_noscript(rep)) {
         /* SCRIPT FLUSH, a restart or a failover: load and retry, one round trip */
         freeReplyObject(rep);
         rep = NULL;
-        rc = set_io_timeout(s, left_ms(deadline_us), err);
+        rc = sluice__redis_slot_timeout(s, deadline_us, EF, err);
         if (rc == 0) {
-            redisAppendCommand(s->c, "SCRIPT LOAD %b", sluice__redis_lua, sluice__redis_lua_len);
+            sluice__redis_append_load(s->c);
             redisAppendFormattedCommand(s->c, cmd, (size_t)len);
-            redisReply *load = read_reply(s->c, err);
+            redisReply *load = sluice__redis_read_reply(EF, s->c, err);
             if (load) {
                 freeReplyObject(load);
-                rep = read_reply(s->c, err);
+                rep = sluice__redis_read_reply(EF, s->c, err);
             }
         }
     }
@@ -260,43 +174,16 @@ static int slot_decide(sluice__redis *r, sluice__redis_slot *s, const sluice__op
     return rc == 0 ? 0 : 1;
 }
 
-/* Locks a slot within the deadline; returns it, or NULL with err set. */
-static sluice__redis_slot *slot_take(sluice__redis *r, int64_t deadline_us, sluice_error *err)
-{
-    unsigned start = atomic_fetch_add(&r->next_slot, 1);
-    for (unsigned i = 0; i < SLUICE_REDIS_POOL; i++) {
-        sluice__redis_slot *s = &r->slots[(start + i) % SLUICE_REDIS_POOL];
-        if (pthread_mutex_trylock(&s->mu) == 0)
-            return s;
-    }
-    sluice__redis_slot *s = &r->slots[start % SLUICE_REDIS_POOL];
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    int64_t ns = ts.tv_nsec + (deadline_us - sluice__redis_mono_us()) * 1000;
-    if (ns < 0)
-        ns = 0;
-    ts.tv_sec += (time_t)(ns / 1000000000);
-    ts.tv_nsec = (long)(ns % 1000000000);
-    if (pthread_mutex_timedlock(&s->mu, &ts) != 0) {
-        sluice__redis_error(err, SLUICE_ETIMEOUT, "timed out waiting for a connection", NULL);
-        return NULL;
-    }
-    return s;
-}
-
 /* Runs op with the blocking pool; out is NULL for a ping. */
 static int run(sluice__redis *r, const sluice__op *op, sluice_decision *out, sluice_error *err)
 {
     int64_t deadline_us = sluice__redis_mono_us() + (int64_t)r->timeout_ms * 1000;
-    sluice__redis_slot *s = slot_take(r, deadline_us, err);
+    sluice__redis_slot *s =
+        sluice__redis_slot_take(r->slots, SLUICE_REDIS_POOL, &r->next_slot, deadline_us, EF, err);
     if (!s)
         return SLUICE_ETIMEOUT;
     int rc;
-    if (s->c && (s->c->err || s->gen != atomic_load(&r->gen))) {
-        redisFree(s->c);
-        s->c = NULL;
-        s->retry_at_us = 0;
-    }
+    sluice__redis_slot_check(s, atomic_load(&r->gen));
     if (!s->c) {
         if (sluice__redis_mono_us() < s->retry_at_us && s->gen == atomic_load(&r->gen)) {
             rc = sluice__redis_error(err, SLUICE_ESTORE, "server unreachable, reconnecting", NULL);
@@ -304,19 +191,19 @@ static int run(sluice__redis *r, const sluice__op *op, sluice_decision *out, slu
         }
         rc = slot_connect(r, s, deadline_us, err);
         if (rc) {
-            slot_drop(s);
+            sluice__redis_slot_drop(s);
             goto out_unlock;
         }
     }
     if (out) {
         rc = slot_decide(r, s, op, deadline_us, out, err);
     } else {
-        rc = set_io_timeout(s, left_ms(deadline_us), err);
+        rc = sluice__redis_slot_timeout(s, deadline_us, EF, err);
         if (rc == 0) {
             redisAppendCommand(s->c, "PING");
             rc = setup_read(r, s, err);
         }
-        redisReply *rep = rc ? NULL : read_reply(s->c, err);
+        redisReply *rep = rc ? NULL : sluice__redis_read_reply(EF, s->c, err);
         if (!rep && !rc)
             rc = err->code ? err->code : SLUICE_ESTORE;
         else if (rep && rep->type == REDIS_REPLY_ERROR)
@@ -327,7 +214,7 @@ static int run(sluice__redis *r, const sluice__op *op, sluice_decision *out, slu
     if (rc == 1) {
         rc = SLUICE_ESTORE;
     } else if (rc) {
-        slot_drop(s);
+        sluice__redis_slot_drop(s);
     } else {
         s->backoff_ms = 0;
     }
@@ -407,8 +294,7 @@ static int redis_open(void **impl, const sluice__url *url, const sluice_store_op
         long v = strtol(to, &end, 10);
         if (*end || v < 1 || v > 60000) {
             redis_close(r);
-            return sluice__redis_error(err, SLUICE_EURL, "timeout_ms must be in 1..60000",
-                                       NULL);
+            return sluice__redis_error(err, SLUICE_EURL, "timeout_ms must be in 1..60000", NULL);
         }
         r->timeout_ms = (int)v;
     }

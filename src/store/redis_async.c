@@ -49,21 +49,16 @@ typedef struct areq {
     bool inflight; /* hiredis holds a callback for it */
     bool retried;  /* NOSCRIPT retry done */
     uint64_t replies_at_send;
-    /* a copy of the op, for the NOSCRIPT retry */
-    sluice__op op;
-    sluice_limit limits[SLUICE_MAX_LIMITS];
-    char key[SLUICE_STORE_KEY_MAX + 1];
+    sluice__redis_opcopy oc;                  /* for the NOSCRIPT retry */
     _Alignas(max_align_t) unsigned char ev[]; /* event_get_struct_event_size() bytes */
 } areq;
 
 struct aconn {
+    sluice__redis_alink link; /* first: ac->data points here (ac NULL while down) */
     sluice__redis *r;
     struct event_base *base;
-    redisAsyncContext *ac; /* NULL while down */
-    bool connected;
-    uint64_t gen; /* address generation of ac */
+    uint64_t gen; /* address generation of link.ac */
     struct event *retry_timer;
-    struct event *connect_timer;
     /* timeout_ms as a libevent common timeout: every request has the same
      * one, so their timers sit in a FIFO queue instead of the heap */
     const struct timeval *deadline_tv;
@@ -110,66 +105,23 @@ static void schedule_reconnect(aconn *c)
 {
     if (c->closing)
         return;
-    if (c->backoff_ms < SLUICE_REDIS_BACKOFF_MIN_MS)
-        c->backoff_ms = SLUICE_REDIS_BACKOFF_MIN_MS;
-    struct timeval tv = {c->backoff_ms / 1000, (c->backoff_ms % 1000) * 1000};
+    int ms = sluice__redis_backoff(&c->backoff_ms);
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
     evtimer_add(c->retry_timer, &tv);
-    c->backoff_ms *= 2;
-    if (c->backoff_ms > SLUICE_REDIS_BACKOFF_MAX_MS)
-        c->backoff_ms = SLUICE_REDIS_BACKOFF_MAX_MS;
 }
 
-/* Forgets ac (hiredis frees it) and plans the next attempt. */
-static void conn_lost(aconn *c, const redisAsyncContext *ac)
+/* The link went down: plan the next attempt. */
+static void conn_lost(sluice__redis_alink *l)
 {
-    if (c->ac != ac)
-        return;
-    c->ac = NULL;
-    c->connected = false;
+    aconn *c = (aconn *)l;
     c->loading = false;
-    evtimer_del(c->connect_timer);
     sluice__redis_suspect(c->r);
     schedule_reconnect(c);
 }
 
-/* Drops the connection now: pending hiredis callbacks run with NULL. */
 static void conn_drop(aconn *c)
 {
-    redisAsyncContext *ac = c->ac;
-    if (!ac)
-        return;
-    conn_lost(c, ac);
-    redisAsyncFree(ac);
-}
-
-static void on_connect(const redisAsyncContext *ac, int status)
-{
-    aconn *c = ac->data;
-    if (!c)
-        return;
-    if (status != REDIS_OK) {
-        conn_lost(c, ac); /* hiredis frees ac after this returns */
-        return;
-    }
-    c->connected = true;
-    evtimer_del(c->connect_timer);
-}
-
-static void on_disconnect(const redisAsyncContext *ac, int status)
-{
-    (void)status;
-    aconn *c = ac->data;
-    if (c)
-        conn_lost(c, ac);
-}
-
-static void on_connect_timeout(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd;
-    (void)what;
-    aconn *c = arg;
-    if (c->ac && !c->connected)
-        conn_drop(c);
+    sluice__redis_alink_drop(&c->link);
 }
 
 static void on_retry_timer(evutil_socket_t fd, short what, void *arg)
@@ -193,7 +145,7 @@ static void on_setup_reply(redisAsyncContext *ac, void *reply, void *privdata)
               rep->element[0]->type != REDIS_REPLY_STRING ||
               strcmp(rep->element[0]->str, "master") != 0;
     }
-    if (bad && c->ac == ac)
+    if (bad && c->link.ac == ac)
         conn_drop(c);
 }
 
@@ -205,53 +157,32 @@ static void on_load_reply(redisAsyncContext *ac, void *reply, void *privdata)
         return;
     if (reply)
         c->replies++;
-    if (c->ac == ac)
+    if (c->link.ac == ac)
         c->loading = false;
 }
 
 static void conn_connect(aconn *c)
 {
-    if (c->ac || c->closing)
+    if (c->link.ac || c->closing)
         return;
     char host[SLUICE_REDIS_HOST_MAX];
     int port;
     uint64_t gen = sluice__redis_addr(c->r, host, sizeof(host), &port);
     c->gen = gen; /* this address has been tried, connected or not */
-    if (!host[0]) {
-        schedule_reconnect(c);
-        return;
-    }
-    redisAsyncContext *ac = redisAsyncConnect(host, port);
-    if (!ac || ac->err || redisLibeventAttach(ac, c->base) != REDIS_OK) {
-        if (ac)
-            redisAsyncFree(ac);
-        schedule_reconnect(c);
-        return;
-    }
-    ac->data = c;
-    c->ac = ac;
-    c->gen = gen;
-    c->connected = false;
-    redisAsyncSetConnectCallback(ac, on_connect);
-    redisAsyncSetDisconnectCallback(ac, on_disconnect);
-    /* queued before the connection completes; hiredis sends them first */
     sluice__redis *r = c->r;
-    if (r->password) {
-        if (r->user)
-            redisAsyncCommand(ac, on_setup_reply, NULL, "AUTH %s %s", r->user, r->password);
-        else
-            redisAsyncCommand(ac, on_setup_reply, NULL, "AUTH %s", r->password);
+    if (!host[0] || sluice__redis_alink_open(&c->link, c->base, host, port, r->timeout_ms) != 0) {
+        schedule_reconnect(c);
+        return;
     }
+    /* queued before the connection completes; hiredis sends them first */
+    redisAsyncContext *ac = c->link.ac;
+    sluice__redis_async_auth(ac, on_setup_reply, NULL, r->user, r->password);
     if (r->db)
         redisAsyncCommand(ac, on_setup_reply, NULL, "SELECT %d", r->db);
     if (r->sentinel)
         redisAsyncCommand(ac, on_setup_reply, c, "ROLE");
     c->loading = true;
-    redisAsyncCommand(ac, on_load_reply, NULL, "SCRIPT LOAD %b", sluice__redis_lua,
-                      sluice__redis_lua_len);
-    int ms = r->timeout_ms < 50 ? 50 : r->timeout_ms;
-    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
-    evtimer_add(c->connect_timer, &tv);
+    sluice__redis_async_load(ac, on_load_reply, NULL);
 }
 
 /* ---- decisions -------------------------------------------------------- */
@@ -261,15 +192,14 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *privdata);
 static int req_send(aconn *c, areq *q, bool load_first)
 {
     char *cmd;
-    long len = sluice__redis_format(c->r, &q->op, false, &cmd);
+    long len = sluice__redis_format(c->r, &q->oc.op, false, &cmd);
     if (len < 0)
         return (int)len;
     if (load_first) {
         c->loading = true;
-        redisAsyncCommand(c->ac, on_load_reply, NULL, "SCRIPT LOAD %b", sluice__redis_lua,
-                          sluice__redis_lua_len);
+        sluice__redis_async_load(c->link.ac, on_load_reply, NULL);
     }
-    int rc = redisAsyncFormattedCommand(c->ac, on_reply, q, cmd, (size_t)len);
+    int rc = redisAsyncFormattedCommand(c->link.ac, on_reply, q, cmd, (size_t)len);
     redisFreeCommand(cmd);
     if (rc != REDIS_OK)
         return SLUICE_ESTORE;
@@ -297,7 +227,7 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *privdata)
         req_finish(q, SLUICE_ESTORE, NULL);
         return;
     }
-    if (sluice__redis_is_noscript(rep) && !q->retried && c->ac == ac) {
+    if (sluice__redis_is_noscript(rep) && !q->retried && c->link.ac == ac) {
         q->retried = true;
         if (req_send(c, q, true) == 0)
             return;
@@ -306,12 +236,12 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *privdata)
     }
     if (sluice__redis_is_moved_master(rep)) {
         req_finish(q, SLUICE_ESTORE, NULL);
-        if (c->ac == ac)
+        if (c->link.ac == ac)
             conn_drop(c);
         return;
     }
     sluice_decision d;
-    int rc = sluice__redis_parse(rep, &q->op, &d, &err);
+    int rc = sluice__redis_parse(rep, &q->oc.op, &d, &err);
     if (rc == 0) {
         c->backoff_ms = 0;
         req_finish(q, 0, &d);
@@ -328,7 +258,7 @@ static void on_deadline(evutil_socket_t fd, short what, void *arg)
     aconn *c = q->conn;
     bool stalled = q->inflight && c->replies == q->replies_at_send;
     req_finish(q, SLUICE_ETIMEOUT, NULL); /* may free q */
-    if (stalled && c->ac)
+    if (stalled && c->link.ac)
         conn_drop(c); /* nothing came back at all: the server is frozen */
 }
 
@@ -345,7 +275,7 @@ int sluice__redis_decide_async(void *conn, const sluice__op *op, sluice__store_c
         c->backoff_ms = 0;
         conn_connect(c);
     }
-    if (!c->ac || c->inflight >= SLUICE_REDIS_ASYNC_MAX_INFLIGHT) {
+    if (!c->link.ac || c->inflight >= SLUICE_REDIS_ASYNC_MAX_INFLIGHT) {
         cb(SLUICE_ESTORE, NULL, arg);
         return 0;
     }
@@ -359,12 +289,7 @@ int sluice__redis_decide_async(void *conn, const sluice__op *op, sluice__store_c
     q->conn = c;
     q->cb = cb;
     q->arg = arg;
-    memcpy(q->limits, op->limits, sizeof(sluice_limit) * (size_t)op->nlimits);
-    memcpy(q->key, op->key, op->key_len);
-    q->key[op->key_len] = '\0';
-    q->op = *op;
-    q->op.key = q->key;
-    q->op.limits = q->limits;
+    sluice__redis_op_copy(&q->oc, op);
     int rc = req_send(c, q, false);
     if (rc) {
         req_free(q);
@@ -387,10 +312,10 @@ int sluice__redis_attach(void *impl, struct event_base *base, void **conn, sluic
     c->r = impl;
     c->base = base;
     c->retry_timer = evtimer_new(base, on_retry_timer, c);
-    c->connect_timer = evtimer_new(base, on_connect_timeout, c);
     struct timeval tv = {c->r->timeout_ms / 1000, (c->r->timeout_ms % 1000) * 1000};
     c->deadline_tv = event_base_init_common_timeout(base, &tv);
-    if (!c->retry_timer || !c->connect_timer || !c->deadline_tv) {
+    if (sluice__redis_alink_init(&c->link, base, conn_lost) != 0 || !c->retry_timer ||
+        !c->deadline_tv) {
         sluice__redis_detach(c);
         return sluice__redis_error(err, SLUICE_ENOMEM, "out of memory", NULL);
     }
@@ -407,15 +332,9 @@ void sluice__redis_detach(void *conn)
     c->closing = true;
     while (c->reqs)
         req_finish(c->reqs, SLUICE_ECANCELED, NULL);
-    if (c->ac) {
-        redisAsyncContext *ac = c->ac;
-        c->ac = NULL;
-        ac->data = NULL;
-        redisAsyncFree(ac); /* remaining callbacks see finished requests and free them */
-    }
+    /* remaining callbacks see finished requests and free them */
+    sluice__redis_alink_close(&c->link);
     if (c->retry_timer)
         event_free(c->retry_timer);
-    if (c->connect_timer)
-        event_free(c->connect_timer);
     sluice__free(c);
 }

@@ -3,9 +3,10 @@
  * redis_int.h - internals shared by the files of the redis:// and
  * redis+sentinel:// store: the store object (redis.c: blocking pool),
  * the asynchronous per-loop connection (redis_async.c), Sentinel discovery
- * (sentinel.c), command building and reply parsing (redis_reply.c) and the
- * script's SHA1 (redis_sha1.c).  Nothing here prints; the password is never
- * copied into an error message.
+ * (sentinel.c), command building and reply parsing (redis_reply.c), the
+ * script's SHA1 (redis_sha1.c), and the connection handling that the Redis
+ * and the Cluster stores share, blocking and asynchronous (redis_conn.c).
+ * Nothing here prints; the password is never copied into an error message.
  */
 #ifndef SLUICE_STORE_REDIS_INT_H
 #define SLUICE_STORE_REDIS_INT_H
@@ -15,6 +16,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 
 #include "store/store.h"
@@ -30,6 +32,8 @@
 #define SLUICE_REDIS_REPLAY_SLACK_MS 60000
 
 typedef struct sluice__sentinel sluice__sentinel;
+struct event;
+struct event_base;
 
 /* One blocking context of the pool; used under its own mutex. */
 typedef struct sluice__redis_slot {
@@ -128,6 +132,148 @@ void sluice__sentinel_kick(sluice__sentinel *s);
 
 /** Stops the thread and frees.  Accepts NULL. */
 void sluice__sentinel_stop(sluice__sentinel *s);
+
+/* ---- redis_conn.c: blocking contexts (pool slots) --------------------- */
+
+/**
+ * How a store words its errors: sets err (may be NULL) to code and
+ * "<scheme>: <what>[: <detail>]", returns code.  sluice__redis_error for
+ * redis://, the Cluster store's own for redis+cluster://.
+ */
+typedef int (*sluice__redis_errf)(sluice_error *err, int code, const char *what,
+                                  const char *detail);
+
+/** ms as a timeval, at least 1 ms. */
+struct timeval sluice__redis_tv_ms(int64_t ms);
+
+/** Whole milliseconds left until deadline_us (rounded up), 0 when past. */
+int64_t sluice__redis_left_ms(int64_t deadline_us);
+
+/**
+ * The error of a failed context c: SLUICE_ETIMEOUT "timed out" when a socket
+ * timeout expired, else SLUICE_ESTORE "connection error" with c's text.
+ */
+int sluice__redis_io_error(sluice__redis_errf ef, sluice_error *err, const redisContext *c);
+
+/** Reads one reply from c; NULL with err set (sluice__redis_io_error) on failure. */
+redisReply *sluice__redis_read_reply(sluice__redis_errf ef, redisContext *c, sluice_error *err);
+
+/**
+ * The backoff after a failure: returns the delay to wait now, in ms, and
+ * doubles *backoff_ms for the next one (SLUICE_REDIS_BACKOFF_MIN_MS to _MAX_MS).
+ */
+int sluice__redis_backoff(int *backoff_ms);
+
+/** Locks a free slot of pool[0..n) (round-robin from *next), waiting for one
+ * until the deadline; NULL with err set (SLUICE_ETIMEOUT) when none came free. */
+sluice__redis_slot *sluice__redis_slot_take(sluice__redis_slot *pool, unsigned n, atomic_uint *next,
+                                            int64_t deadline_us, sluice__redis_errf ef,
+                                            sluice_error *err);
+
+/** Frees s's context if it failed or was opened for an address generation
+ * other than gen; s may then reconnect at once. */
+void sluice__redis_slot_check(sluice__redis_slot *s, uint64_t gen);
+
+/** Frees s's context (if any) and keeps s down for the next backoff. */
+void sluice__redis_slot_drop(sluice__redis_slot *s);
+
+/**
+ * Sets s's socket timeouts to the time left until the deadline (no system
+ * call when unchanged).  0, or SLUICE_ETIMEOUT when no time is left, or
+ * SLUICE_ESTORE.
+ */
+int sluice__redis_slot_timeout(sluice__redis_slot *s, int64_t deadline_us, sluice__redis_errf ef,
+                               sluice_error *err);
+
+/**
+ * Connects s (whose context is NULL) to host:port, address generation gen,
+ * within the deadline, and sets its socket timeouts.  0; or SLUICE_ETIMEOUT,
+ * SLUICE_ESTORE ("connect failed"), SLUICE_ENOMEM with err set.  *unreachable
+ * is set when the connect itself failed (the address may be stale).
+ */
+int sluice__redis_slot_open(sluice__redis_slot *s, const char *host, int port, uint64_t gen,
+                            int64_t deadline_us, sluice__redis_errf ef, bool *unreachable,
+                            sluice_error *err);
+
+/**
+ * Queues AUTH [user] password on c when password is not NULL.  Returns the
+ * number of replies it owes (0 or 1), or SLUICE_ENOMEM.
+ */
+int sluice__redis_append_auth(redisContext *c, const char *user, const char *password);
+
+/** Queues SCRIPT LOAD of sluice.lua on c (one reply). */
+void sluice__redis_append_load(redisContext *c);
+
+/**
+ * Reads the n replies to a new connection's setup commands.  An error reply
+ * (refused AUTH or SELECT...) gives SLUICE_ESTORE "connection setup
+ * refused"; an I/O failure its code.  last: when not NULL, the n-th reply
+ * is handed back there (the caller frees it) instead of being freed.
+ */
+int sluice__redis_read_setup(redisContext *c, int n, redisReply **last, sluice__redis_errf ef,
+                             sluice_error *err);
+
+/* ---- redis_conn.c: asynchronous links ---------------------------------- */
+
+typedef struct sluice__redis_alink sluice__redis_alink;
+
+/**
+ * One hiredis async connection on a libevent loop and its connect timeout.
+ * Owners embed it as their FIRST member: ac->data points at it, so the
+ * owner's hiredis callbacks find the owner (or NULL after close) in
+ * ac->data.
+ */
+struct sluice__redis_alink {
+    redisAsyncContext *ac; /* NULL while down */
+    bool connected;
+    struct event *connect_timer;
+    /* Called once whenever ac goes away (connect failed or timed out,
+     * disconnect, drop), after ac and connected are cleared; pending
+     * hiredis callbacks then run with NULL replies. */
+    void (*lost)(sluice__redis_alink *l);
+};
+
+/** Prepares l (zeroed) for base: its connect timer.  0, or SLUICE_ENOMEM. */
+int sluice__redis_alink_init(sluice__redis_alink *l, struct event_base *base,
+                             void (*lost)(sluice__redis_alink *l));
+
+/**
+ * Starts connecting l (down, initialised) to host:port: commands queued on
+ * l->ac from now on are sent once connected.  A connect that has not
+ * completed after max(timeout_ms, 50) ms is dropped.  0, or -1 when no
+ * context could be made (l stays down; lost is not called).
+ */
+int sluice__redis_alink_open(sluice__redis_alink *l, struct event_base *base, const char *host,
+                             int port, int timeout_ms);
+
+/** Drops l's connection now (lost runs, then hiredis's pending callbacks
+ * with NULL replies).  Nothing when down. */
+void sluice__redis_alink_drop(sluice__redis_alink *l);
+
+/** Frees l's connection without calling lost (pending callbacks see NULL
+ * in ac->data) and its timer; for detach. */
+void sluice__redis_alink_close(sluice__redis_alink *l);
+
+/** Queues AUTH [user] password on ac when password is not NULL; fn gets the reply. */
+void sluice__redis_async_auth(redisAsyncContext *ac,
+                              void (*fn)(redisAsyncContext *, void *, void *), void *privdata,
+                              const char *user, const char *password);
+
+/** Queues SCRIPT LOAD of sluice.lua on ac; fn gets the reply. */
+void sluice__redis_async_load(redisAsyncContext *ac,
+                              void (*fn)(redisAsyncContext *, void *, void *), void *privdata);
+
+/* ---- redis_conn.c: requests -------------------------------------------- */
+
+/** A request's own copy of its op (the caller's need not outlive the call). */
+typedef struct sluice__redis_opcopy {
+    sluice__op op; /* points into limits[] and key[] */
+    sluice_limit limits[SLUICE_MAX_LIMITS];
+    char key[SLUICE_STORE_KEY_MAX + 1];
+} sluice__redis_opcopy;
+
+/** Copies op (valid: 1..SLUICE_MAX_LIMITS limits, key within bounds) into dst. */
+void sluice__redis_op_copy(sluice__redis_opcopy *dst, const sluice__op *op);
 
 /* ---- redis_async.c --------------------------------------------------- */
 

@@ -41,16 +41,11 @@ struct sluice__sentinel {
     bool stop, kick;
 };
 
-static struct timeval tv_ms(int ms)
-{
-    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
-    return tv;
-}
-
 static redisContext *sentinel_connect(sluice__sentinel *s, int i)
 {
-    redisContext *c = redisConnectWithTimeout(s->hosts[i], s->ports[i], tv_ms(s->io_ms));
-    if (c && !c->err && redisSetTimeout(c, tv_ms(s->io_ms)) == REDIS_OK)
+    redisContext *c =
+        redisConnectWithTimeout(s->hosts[i], s->ports[i], sluice__redis_tv_ms(s->io_ms));
+    if (c && !c->err && redisSetTimeout(c, sluice__redis_tv_ms(s->io_ms)) == REDIS_OK)
         return c;
     if (c)
         redisFree(c);
