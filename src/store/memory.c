@@ -5,23 +5,31 @@
  * mutex, held only around lookup and update.  It never does I/O and never
  * blocks on anything but a shard lock.
  *
- * One allocation per key: a node header (chain link, limit-set signature,
- * idle time), the cells of the key's limits, and a tail holding a byte mask
- * of sliding-log cells, the key length and the key bytes.  Memory is
- * O(active keys): after a decision a node whose cells are all idle is freed
- * at once, and a sweep cursor walks each shard's bucket array (sequential
+ * One allocation per key: a node header (the key's hash, limit-set
+ * signature, idle time), the cells of the key's limits, and a tail holding a
+ * byte mask of sliding-log cells, the key length and the key bytes.  Each
+ * shard indexes its nodes in an open-addressing table (linear probing) of
+ * 8-byte entries: the node's address and 16 more bits of the key's hash, a
+ * tag, so a probe rejects other keys without touching their nodes.  A hit
+ * reads one table line and its own node, nothing else; a key that is absent
+ * reads no node at all.  Deleted entries leave tombstones (cleared at once
+ * when they end a probe run); the table is rebuilt when live entries plus
+ * tombstones pass 4/5 of it: doubled, halved, or at the same size, by
+ * incremental rehash (a few entries per operation, whole probe runs at a
+ * time, so the old table stays searchable and no operation moves a whole
+ * table).  The rehash frees the idle nodes it meets.
+ *
+ * Memory is O(active keys): after a decision a node whose cells are all idle
+ * is freed at once, and a sweep cursor walks each shard's table (sequential
  * memory), checking two nodes after an operation that added a key and one
  * every 16th other operation, and freeing those whose idle time has passed;
- * the nodes it will check next are prefetched one operation ahead.  The
- * bucket arrays grow and shrink by incremental rehash, a few buckets per
- * operation, so no operation moves a whole table; the rehash frees the idle
- * nodes it meets and stands in for the sweep meanwhile.
+ * the nodes it will check next are prefetched one operation ahead.
  *
  * Eviction.  With max_keys given in the URL, a shard that is full evicts its
  * least recently used key, exactly: each node then carries an intrusive LRU
  * list (two pointers placed just before the node), moved to the head on
  * every decision.  Without max_keys nothing keeps a recency order, so a hit
- * touches only its bucket and its node; the store is then bounded by a
+ * touches only its table line and its node; the store is then bounded by a
  * safety limit of 10,000,000 keys, and a full shard evicts, of a sample of
  * 16 nodes at the sweep cursor, the one that becomes idle the soonest (the
  * key whose loss changes the fewest decisions).
@@ -46,19 +54,19 @@
 #define MAX_MAX_KEYS (1ULL << 40)
 #define DEFAULT_SHARDS 64
 #define MAX_SHARDS 1024
-#define MIN_BUCKETS 16
-#define MAX_LOAD 1        /* keys per bucket before the table doubles */
-#define REHASH_BUCKETS 4  /* non-empty buckets moved per operation */
+#define MIN_SLOTS 16
+#define REHASH_MOVE 8     /* entries moved per operation (then to the end of the run), */
+#define REHASH_VISIT 64   /* or slots visited */
 #define SWEEP_INSERT 2    /* nodes the sweep checks after an operation added a key, */
 #define SWEEP_EVERY 16    /* one node every 16th of the other operations, */
-#define SWEEP_SCAN 32     /* visiting at most this many buckets */
+#define SWEEP_SCAN 32     /* visiting at most this many slots */
 #define EVICT_SAMPLE 16   /* nodes compared by an eviction without max_keys... */
-#define EVICT_SCAN 64     /* ...visiting at most this many buckets per table */
+#define EVICT_SCAN 64     /* ...visiting at most this many slots per table */
 #define IDLE_UNIT_MS 1024 /* idle_at resolution; rounded up, so never early */
 
 typedef struct mnode mnode;
 struct mnode {
-    mnode *hnext;         /* next node in the hash bucket */
+    uint64_t hash;        /* key_hash() of the key: rehash and removal need no key */
     uint32_t sig;         /* limit-set signature; low 3 bits are nlimits - 1 */
     uint32_t idle_at;     /* ceil(ms / IDLE_UNIT_MS) at which every cell is idle */
     sluice__cell cells[]; /* nlimits cells, then the tail (see node_tail) */
@@ -66,6 +74,15 @@ struct mnode {
 /* Tail after cells[nlimits]: uint8 mask of sliding-log cells, uint16 key
  * length (unaligned), key bytes (not NUL-terminated). */
 #define TAIL_BYTES 3
+
+/* A table entry: SLOT_EMPTY, SLOT_TOMB (a deleted entry that probes pass
+ * over), or a node address (below 2^48: user-space addresses on Linux
+ * x86-64 and arm64; node_new() refuses any other) with the tag in the top
+ * 16 bits. */
+#define SLOT_EMPTY 0
+#define SLOT_TOMB 1
+#define PTR_BITS 48
+#define PTR_MASK ((UINT64_C(1) << PTR_BITS) - 1)
 
 /* Exact LRU neighbours (max_keys given), stored just before their node, so a
  * store without a bound pays neither the 16 bytes nor the neighbour misses. */
@@ -75,10 +92,12 @@ typedef struct lru_links {
 
 typedef struct shard {
     pthread_mutex_t mu;
-    mnode **tab[2];    /* tab[1] non-NULL while rehashing tab[0] into it */
-    size_t mask[2];    /* bucket count - 1 */
-    size_t rehash_idx; /* buckets of tab[0] below this are moved */
-    size_t cursor;     /* bucket of tab[0] the sweep checks next */
+    uint64_t *tab[2];    /* tab[1] non-NULL while rehashing tab[0] into it */
+    size_t mask[2];      /* slot count - 1 */
+    size_t tombs[2];     /* tombstones in each table */
+    size_t rehash_pos;   /* slot of tab[0] the rehash visits next */
+    size_t rehash_left;  /* slots of tab[0] it has still to visit */
+    size_t cursor;       /* slot of tab[0] the sweep checks next */
     size_t count;
     size_t cap;         /* this shard's part of max_keys */
     size_t added;       /* keys ever added: tells the sweep an operation added one */
@@ -86,7 +105,7 @@ typedef struct shard {
     mnode *head, *tail; /* exact LRU only: newest and oldest */
     bool lru;           /* max_keys was given: keep the exact LRU list */
     /* Copies of tab[0] and mask[0], written under the lock, read without it
-     * only to prefetch a key's bucket before the lock is taken. */
+     * only to prefetch a key's slot before the lock is taken. */
     _Atomic uintptr_t hint_tab;
     _Atomic size_t hint_mask;
 } shard;
@@ -162,8 +181,8 @@ static size_t node_prefix(const shard *s)
     return s->lru ? sizeof(lru_links) : 0;
 }
 
-static mnode *node_new(const shard *s, uint32_t sig, unsigned logmask, const char *key,
-                       size_t key_len)
+static mnode *node_new(const shard *s, uint64_t h, uint32_t sig, unsigned logmask,
+                       const char *key, size_t key_len)
 {
     int n = (int)(sig & 7) + 1;
     size_t pre = node_prefix(s);
@@ -171,8 +190,13 @@ static mnode *node_new(const shard *s, uint32_t sig, unsigned logmask, const cha
     unsigned char *raw = sluice__malloc(pre + head + TAIL_BYTES + key_len);
     if (!raw)
         return NULL;
+    if ((uint64_t)(uintptr_t)(raw + pre) > PTR_MASK) { /* cannot be a table entry */
+        sluice__free(raw);
+        return NULL;
+    }
     memset(raw, 0, pre + head);
     mnode *nd = (mnode *)(void *)(raw + pre);
+    nd->hash = h;
     nd->sig = sig;
     unsigned char *t = node_tail(nd);
     uint16_t kl = (uint16_t)key_len;
@@ -248,37 +272,97 @@ static uint64_t key_hash(const char *key, size_t len)
     return sluice__siphash(sluice__hash_key(), key, len);
 }
 
-/* Address of the link that points at the node with this key, or NULL. */
-static mnode **table_find(shard *s, uint64_t h, const char *key, size_t len)
+/* Tag bits 32..47 of the hash: the shard takes the top bits, the slot the
+ * low ones. */
+static uint64_t slot_tag(uint64_t h)
 {
+    return (h >> 32) & 0xffff;
+}
+
+static uint64_t slot_make(const mnode *nd, uint64_t h)
+{
+    return slot_tag(h) << PTR_BITS | (uint64_t)(uintptr_t)nd;
+}
+
+static mnode *slot_node(uint64_t e)
+{
+    return (mnode *)(uintptr_t)(e & PTR_MASK);
+}
+
+static bool slot_live(uint64_t e)
+{
+    return e > SLOT_TOMB;
+}
+
+/* Where an entry is: table and slot. */
+typedef struct where {
+    int t;
+    size_t pos;
+} where;
+
+/* The node with this key, or NULL; *w is set when found.  While a rehash
+ * runs, a key is in exactly one of the two tables. */
+static mnode *table_find(shard *s, uint64_t h, const char *key, size_t len, where *w)
+{
+    uint64_t tag = slot_tag(h);
     for (int t = 0; t < 2; t++) {
-        if (!s->tab[t])
+        const uint64_t *tab = s->tab[t];
+        if (!tab)
             continue;
-        size_t b = h & s->mask[t];
-        if (t == 0 && s->tab[1] && b < s->rehash_idx)
-            continue; /* already moved to tab[1] */
-        for (mnode **pp = &s->tab[t][b]; *pp; pp = &(*pp)->hnext) {
-            mnode *nd = *pp;
-            if (node_keylen(nd) == len && memcmp(node_key(nd), key, len) == 0)
-                return pp;
+        size_t mask = s->mask[t];
+        for (size_t i = h & mask;; i = (i + 1) & mask) {
+            uint64_t e = tab[i];
+            if (e == SLOT_EMPTY)
+                break;
+            if (e >> PTR_BITS != tag || !slot_live(e))
+                continue;
+            mnode *nd = slot_node(e);
+            if (nd->hash == h && node_keylen(nd) == len && memcmp(node_key(nd), key, len) == 0) {
+                w->t = t;
+                w->pos = i;
+                return nd;
+            }
         }
     }
     return NULL;
 }
 
-static void table_insert(shard *s, uint64_t h, mnode *nd)
+/* Puts nd (not in the table) into the table new keys go to. */
+static void table_insert(shard *s, mnode *nd)
 {
     int t = s->tab[1] ? 1 : 0;
-    mnode **b = &s->tab[t][h & s->mask[t]];
-    nd->hnext = *b;
-    *b = nd;
+    uint64_t *tab = s->tab[t];
+    size_t mask = s->mask[t], i = nd->hash & mask;
+    while (slot_live(tab[i]))
+        i = (i + 1) & mask;
+    if (tab[i] == SLOT_TOMB)
+        s->tombs[t]--;
+    tab[i] = slot_make(nd, nd->hash);
 }
 
-/* Unlinks nd (found through the link *pp) from table and LRU and frees it. */
-static void node_remove_at(shard *s, mnode **pp)
+/* Empties slot pos of table t: a tombstone, unless no probe run goes on
+ * past it; then it and the tombstones just before it become empty. */
+static void slot_clear(shard *s, int t, size_t pos)
 {
-    mnode *nd = *pp;
-    *pp = nd->hnext;
+    uint64_t *tab = s->tab[t];
+    size_t mask = s->mask[t];
+    if (tab[(pos + 1) & mask] != SLOT_EMPTY) {
+        tab[pos] = SLOT_TOMB;
+        s->tombs[t]++;
+        return;
+    }
+    tab[pos] = SLOT_EMPTY;
+    for (size_t i = (pos - 1) & mask; tab[i] == SLOT_TOMB; i = (i - 1) & mask) {
+        tab[i] = SLOT_EMPTY;
+        s->tombs[t]--;
+    }
+}
+
+/* Unlinks the node at w from table and LRU and frees it. */
+static void node_remove_at(shard *s, where w)
+{
+    mnode *nd = slot_node(s->tab[w.t][w.pos]);
+    slot_clear(s, w.t, w.pos);
     if (s->lru)
         lru_unlink(s, nd);
     s->count--;
@@ -287,10 +371,17 @@ static void node_remove_at(shard *s, mnode **pp)
 
 static void node_remove(shard *s, mnode *nd)
 {
-    mnode **pp =
-        table_find(s, key_hash(node_key(nd), node_keylen(nd)), node_key(nd), node_keylen(nd));
-    if (pp)
-        node_remove_at(s, pp);
+    for (int t = 0; t < 2; t++) {
+        if (!s->tab[t])
+            continue;
+        size_t mask = s->mask[t];
+        for (size_t i = nd->hash & mask; s->tab[t][i] != SLOT_EMPTY; i = (i + 1) & mask) {
+            if (slot_live(s->tab[t][i]) && slot_node(s->tab[t][i]) == nd) {
+                node_remove_at(s, (where){t, i});
+                return;
+            }
+        }
+    }
 }
 
 /* Publishes tab[0] for the prefetch in mem_decide(). */
@@ -300,96 +391,131 @@ static void table_hint(shard *s)
     atomic_store_explicit(&s->hint_mask, s->mask[0], memory_order_relaxed);
 }
 
-/* Starts moving into a table of nbuckets (a power of two); false on ENOMEM,
- * which only means the table keeps its size for now. */
-static bool rehash_start(shard *s, size_t nbuckets)
+/* Starts moving into a table of nslots (a power of two); false on ENOMEM,
+ * which only means the table stays as it is for now. */
+static bool rehash_start(shard *s, size_t nslots)
 {
-    mnode **t = sluice__calloc(nbuckets, sizeof(*t));
+    uint64_t *t = sluice__calloc(nslots, sizeof(*t));
     if (!t)
         return false;
     if (!s->tab[0]) {
         s->tab[0] = t;
-        s->mask[0] = nbuckets - 1;
+        s->mask[0] = nslots - 1;
+        s->tombs[0] = 0;
         s->cursor = 0;
         table_hint(s);
         return true;
     }
     s->tab[1] = t;
-    s->mask[1] = nbuckets - 1;
-    s->rehash_idx = 0;
+    s->mask[1] = nslots - 1;
+    s->tombs[1] = 0;
+    /* Start at an empty slot: no probe run crosses it, and the rehash
+     * stops only at empty slots, so the slots it has emptied hold whole
+     * runs and a search of tab[0] still finds every key left there. */
+    size_t p = 0;
+    while (p <= s->mask[0] && s->tab[0][p] != SLOT_EMPTY)
+        p++; /* the load bound keeps a fifth of the slots empty */
+    if (p > s->mask[0]) {
+        sluice__free(t);
+        s->tab[1] = NULL;
+        return false;
+    }
+    s->rehash_pos = p;
+    s->rehash_left = s->mask[0] + 1;
     return true;
 }
 
-/* Moves up to REHASH_BUCKETS non-empty buckets (visiting at most ten times
- * as many empty ones) from tab[0] to tab[1], freeing the idle nodes it meets
- * (so the rehash also sweeps); finishes the rehash at the end. */
+/* Moves REHASH_MOVE entries or visits REHASH_VISIT slots of tab[0], then
+ * goes on to the end of the probe run, freeing the idle nodes it meets (so
+ * the rehash also sweeps); finishes the rehash at the end. */
 static void rehash_step(shard *s, int64_t now)
 {
     if (!s->tab[1])
         return;
-    int moved = 0, empty = 0;
-    while (s->rehash_idx <= s->mask[0] && moved < REHASH_BUCKETS && empty < 10 * REHASH_BUCKETS) {
-        mnode **b0 = &s->tab[0][s->rehash_idx];
-        if (!*b0) {
-            empty++;
-        } else {
-            while (*b0) {
-                mnode *nd = *b0;
-                if (node_idle(nd, now)) {
-                    node_remove_at(s, b0);
-                    continue;
-                }
-                *b0 = nd->hnext;
-                uint64_t h = key_hash(node_key(nd), node_keylen(nd));
-                mnode **b = &s->tab[1][h & s->mask[1]];
-                nd->hnext = *b;
-                *b = nd;
-            }
-            moved++;
+    uint64_t *t0 = s->tab[0];
+    size_t mask = s->mask[0];
+    int moved = 0, seen = 0;
+    while (s->rehash_left > 0) {
+        size_t i = s->rehash_pos;
+        uint64_t e = t0[i];
+        if (e == SLOT_EMPTY && (moved >= REHASH_MOVE || seen >= REHASH_VISIT))
+            break;
+        s->rehash_pos = (i + 1) & mask;
+        s->rehash_left--;
+        seen++;
+        if (e == SLOT_EMPTY)
+            continue;
+        t0[i] = SLOT_EMPTY;
+        if (e == SLOT_TOMB) {
+            s->tombs[0]--;
+            continue;
         }
-        s->rehash_idx++;
+        mnode *nd = slot_node(e);
+        if (node_idle(nd, now)) {
+            if (s->lru)
+                lru_unlink(s, nd);
+            s->count--;
+            node_free(s, nd);
+        } else {
+            table_insert(s, nd);
+        }
+        moved++;
     }
-    if (s->rehash_idx <= s->mask[0]) {
-        /* prefetch the next heads to move, as sweep() does */
-        for (size_t b = s->rehash_idx, v = 0; b <= s->mask[0] && v < 4 * REHASH_BUCKETS; b++, v++)
-            if (s->tab[0][b])
-                __builtin_prefetch(s->tab[0][b]);
+    if (s->rehash_left > 0) {
+        /* prefetch the next nodes to move, as sweep() does */
+        for (size_t b = s->rehash_pos, v = 0; v < 2 * REHASH_MOVE; b = (b + 1) & mask, v++)
+            if (slot_live(t0[b]))
+                __builtin_prefetch(slot_node(t0[b]));
         return;
     }
-    {
-        sluice__free(s->tab[0]);
-        s->tab[0] = s->tab[1];
-        s->mask[0] = s->mask[1];
-        s->tab[1] = NULL;
-        s->mask[1] = 0;
-        s->rehash_idx = 0;
-        s->cursor = 0; /* the rehash checked every old node: a new pass starts */
-        table_hint(s);
-    }
+    sluice__free(s->tab[0]);
+    s->tab[0] = s->tab[1];
+    s->mask[0] = s->mask[1];
+    s->tombs[0] = s->tombs[1];
+    s->tab[1] = NULL;
+    s->mask[1] = 0;
+    s->tombs[1] = 0;
+    s->cursor = 0; /* the rehash checked every old node: a new pass starts */
+    table_hint(s);
 }
 
-/* Grows past MAX_LOAD keys per bucket, shrinks below 1/8; never while a
- * rehash runs.  A load of 0.5..1 costs 8..16 bytes of bucket array per key,
- * for chains of 1.25..1.5 nodes on average on a hit. */
+/* True when the table new keys go to keeps an empty slot after one more
+ * entry (every search ends at one); it holds at most count entries. */
+static bool table_room(const shard *s)
+{
+    int t = s->tab[1] ? 1 : 0;
+    return s->count + s->tombs[t] + 2 <= s->mask[t] + 1;
+}
+
+/*
+ * Rebuilds the table when live entries plus tombstones pass 4/5 of it, or
+ * live ones fall below 1/8: into the least power of two (>= MIN_SLOTS) that
+ * keeps the live load under 1/2; never while a rehash runs.  So the load is
+ * 0.4..0.8, 10..20 bytes of table per key.
+ */
 static void table_resize_check(shard *s)
 {
     if (s->tab[1] || !s->tab[0])
         return;
     size_t n = s->mask[0] + 1;
-    if (s->count > n * MAX_LOAD && n <= SIZE_MAX / 2 / sizeof(mnode *))
-        rehash_start(s, n * 2);
-    else if (n > MIN_BUCKETS && s->count < n / 8)
-        rehash_start(s, n / 2);
+    bool full = s->count + s->tombs[0] > n - n / 5;
+    if (!full && (n <= MIN_SLOTS || s->count >= n / 8))
+        return;
+    size_t want = MIN_SLOTS;
+    while (want / 2 <= s->count && want <= SIZE_MAX / 4 / sizeof(uint64_t))
+        want *= 2;
+    if (want != n || full)
+        rehash_start(s, want);
 }
 
 /*
- * Checks the nodes of the buckets at the cursor, at least `nodes` of them
- * unless SWEEP_SCAN buckets are empty, and frees the idle ones.  The cursor
- * walks tab[0] round and round.  An operation that added a key checks
+ * Checks the live entries at the cursor, at least `nodes` of them unless
+ * SWEEP_SCAN slots hold none, and frees the idle ones.  The cursor walks
+ * tab[0] round and round.  An operation that added a key checks
  * SWEEP_INSERT nodes, so the sweep outpaces the growth it has to undo, and
  * every SWEEP_EVERY-th other operation one node, so idle keys are freed
  * even when no key is added, without a cache miss on most hits: a node is
- * checked within SWEEP_EVERY * (count + buckets / SWEEP_SCAN) operations on
+ * checked within SWEEP_EVERY * (count + slots / SWEEP_SCAN) operations on
  * its shard.  Paused while a rehash runs (which checks every node it moves).
  * Ends by prefetching the nodes it will check next, so those cache misses
  * overlap with other work before this shard's next operation.
@@ -398,26 +524,24 @@ static void sweep(shard *s, int64_t now, int nodes)
 {
     if (!s->tab[0] || s->tab[1] || nodes <= 0)
         return;
+    uint64_t *tab = s->tab[0];
     size_t mask = s->mask[0];
     int checked = 0;
     for (int v = 0; v < SWEEP_SCAN && checked < nodes; v++) {
-        mnode **pp = &s->tab[0][s->cursor];
-        s->cursor = (s->cursor + 1) & mask;
-        while (*pp) {
-            checked++;
-            if (node_idle(*pp, now))
-                node_remove_at(s, pp);
-            else
-                pp = &(*pp)->hnext;
-        }
+        size_t i = s->cursor;
+        s->cursor = (i + 1) & mask;
+        if (!slot_live(tab[i]))
+            continue;
+        checked++;
+        if (node_idle(slot_node(tab[i]), now))
+            node_remove_at(s, (where){0, i});
     }
-    /* the heads of the next buckets that hold nodes, as many as one sweep checks */
+    /* the next nodes, as many as one sweep checks */
     size_t b = s->cursor;
-    for (int v = 0, heads = 0; v < SWEEP_SCAN && heads < SWEEP_INSERT; v++) {
-        mnode *next = s->tab[0][b];
-        if (next) {
-            __builtin_prefetch(next);
-            heads++;
+    for (int v = 0, next = 0; v < SWEEP_SCAN && next < SWEEP_INSERT; v++) {
+        if (slot_live(tab[b])) {
+            __builtin_prefetch(slot_node(tab[b]));
+            next++;
         }
         b = (b + 1) & mask;
     }
@@ -425,23 +549,28 @@ static void sweep(shard *s, int64_t now, int nodes)
 
 /*
  * Makes room in a full shard without max_keys: of up to EVICT_SAMPLE nodes
- * in the buckets from the cursor on (tab[0], then tab[1] while rehashing;
- * the whole table only if EVICT_SCAN buckets held none), frees the one whose
+ * in the slots from the cursor on (tab[0], then tab[1] while rehashing;
+ * the whole table only if EVICT_SCAN slots held none), frees the one whose
  * idle time comes first.  The cursor moves past the sample, so successive
  * evictions look at different nodes.
  */
 static void evict_sampled(shard *s)
 {
-    mnode **best = NULL;
+    where best = {-1, 0};
+    uint32_t best_idle = 0;
     int seen = 0;
     for (int t = 0; t < 2 && seen < EVICT_SAMPLE; t++) {
         if (!s->tab[t])
             continue;
         size_t mask = s->mask[t], b = s->cursor & mask;
-        for (size_t v = 0; v <= mask && seen < EVICT_SAMPLE && (v < EVICT_SCAN || !best); v++) {
-            for (mnode **pp = &s->tab[t][b]; *pp; pp = &(*pp)->hnext) {
-                if (!best || (*pp)->idle_at < (*best)->idle_at)
-                    best = pp;
+        for (size_t v = 0; v <= mask && seen < EVICT_SAMPLE && (v < EVICT_SCAN || best.t < 0);
+             v++) {
+            uint64_t e = s->tab[t][b];
+            if (slot_live(e)) {
+                if (best.t < 0 || slot_node(e)->idle_at < best_idle) {
+                    best = (where){t, b};
+                    best_idle = slot_node(e)->idle_at;
+                }
                 seen++;
             }
             b = (b + 1) & mask;
@@ -449,7 +578,7 @@ static void evict_sampled(shard *s)
         if (t == 0)
             s->cursor = b;
     }
-    if (best)
+    if (best.t >= 0)
         node_remove_at(s, best);
 }
 
@@ -519,12 +648,11 @@ static int peek_absent(const sluice__op *op, unsigned logmask, int64_t now, slui
 }
 
 /* After a decision on a linked node: free it when idle, else refresh it. */
-static void node_settle(shard *s, mnode **pp, const sluice__op *op, int64_t now)
+static void node_settle(shard *s, mnode *nd, where w, const sluice__op *op, int64_t now)
 {
-    mnode *nd = *pp;
     int64_t after = cells_idle_after(op->limits, op->nlimits, nd->cells, now);
     if (after == 0) {
-        node_remove_at(s, pp);
+        node_remove_at(s, w);
         return;
     }
     nd->idle_at = idle_encode(after > INT64_MAX - now ? INT64_MAX : now + after);
@@ -540,9 +668,11 @@ static int decide_new(shard *s, uint64_t h, const sluice__op *op, uint32_t sig, 
 {
     if (op->cost == 0)
         return peek_absent(op, logmask, now, out);
-    if (!s->tab[0] && !rehash_start(s, MIN_BUCKETS))
+    if (!s->tab[0] && !rehash_start(s, MIN_SLOTS))
         return SLUICE_ENOMEM;
-    mnode *nd = node_new(s, sig, logmask, op->key, op->key_len);
+    if (!table_room(s))
+        return SLUICE_ENOMEM; /* a failed allocation kept the table from growing */
+    mnode *nd = node_new(s, h, sig, logmask, op->key, op->key_len);
     if (!nd)
         return SLUICE_ENOMEM;
     int rc = sluice__decide_cells(op->limits, op->nlimits, nd->cells, now, op->cost, out);
@@ -558,7 +688,7 @@ static int decide_new(shard *s, uint64_t h, const sluice__op *op, uint32_t sig, 
         else if (!s->lru)
             evict_sampled(s);
     }
-    table_insert(s, h, nd);
+    table_insert(s, nd);
     if (s->lru)
         lru_push_head(s, nd);
     s->count++;
@@ -568,23 +698,21 @@ static int decide_new(shard *s, uint64_t h, const sluice__op *op, uint32_t sig, 
 }
 
 /* The rule behind a key changed: start its cells from scratch.  Returns the
- * link to the (possibly reallocated) node, or NULL on ENOMEM (nothing changed). */
-static mnode **node_reset(shard *s, mnode **pp, uint32_t sig, unsigned logmask)
+ * (possibly reallocated) node at w, or NULL on ENOMEM (nothing changed). */
+static mnode *node_reset(shard *s, mnode *old, where w, uint32_t sig, unsigned logmask)
 {
-    mnode *old = *pp;
     if ((old->sig & 7) == (sig & 7)) {
         int n = node_nlimits(old);
         cells_release(node_logmask(old), n, old->cells);
         memset(old->cells, 0, (size_t)n * sizeof(sluice__cell));
         old->sig = sig;
         node_tail(old)[0] = (unsigned char)logmask;
-        return pp;
+        return old;
     }
-    mnode *nd = node_new(s, sig, logmask, node_key(old), node_keylen(old));
+    mnode *nd = node_new(s, old->hash, sig, logmask, node_key(old), node_keylen(old));
     if (!nd)
         return NULL;
-    nd->hnext = old->hnext;
-    *pp = nd;
+    s->tab[w.t][w.pos] = slot_make(nd, nd->hash);
     if (s->lru) { /* take old's place in the LRU list */
         lru_links *l = node_links(nd), *o = node_links(old);
         l->newer = o->newer;
@@ -599,7 +727,7 @@ static mnode **node_reset(shard *s, mnode **pp, uint32_t sig, unsigned logmask)
             s->tail = nd;
     }
     node_free(s, old);
-    return pp;
+    return nd;
 }
 
 static int mem_decide(void *impl, const sluice__op *op, sluice_decision *out, sluice_error *err)
@@ -616,13 +744,13 @@ static int mem_decide(void *impl, const sluice__op *op, sluice_decision *out, sl
                          (long long)SLUICE_COST_MAX);
     uint64_t h = key_hash(op->key, op->key_len);
     shard *s = shard_at(m, m->shard_shift >= 64 ? 0 : (int)(h >> m->shard_shift));
-    /* Start loading the key's bucket now, so the miss overlaps with the
+    /* Start loading the key's slot now, so the miss overlaps with the
      * clock, the signature and the lock.  The hint may be stale (a table
      * being replaced): a prefetch of any address is harmless. */
     uintptr_t hint = atomic_load_explicit(&s->hint_tab, memory_order_relaxed);
     size_t hint_mask = atomic_load_explicit(&s->hint_mask, memory_order_relaxed);
     if (hint)
-        __builtin_prefetch((const void *)(hint + (h & hint_mask) * sizeof(mnode *)));
+        __builtin_prefetch((const void *)(hint + (h & hint_mask) * sizeof(uint64_t)));
     int64_t now = op->now_ms == SLUICE_NOW ? sluice__clock_now_ms() : op->now_ms;
     if (now < 0)
         return mem_error(err, SLUICE_EINVAL, "memory store: now_ms is negative");
@@ -633,16 +761,17 @@ static int mem_decide(void *impl, const sluice__op *op, sluice_decision *out, sl
     rehash_step(s, now);
     size_t added = s->added;
     int rc;
-    mnode **pp = table_find(s, h, op->key, op->key_len);
-    if (!pp) {
+    where w;
+    mnode *nd = table_find(s, h, op->key, op->key_len, &w);
+    if (!nd) {
         rc = decide_new(s, h, op, sig, logmask, now, out);
     } else {
-        if ((*pp)->sig != sig || node_logmask(*pp) != logmask)
-            pp = node_reset(s, pp, sig, logmask);
-        rc = pp ? sluice__decide_cells(op->limits, op->nlimits, (*pp)->cells, now, op->cost, out)
+        if (nd->sig != sig || node_logmask(nd) != logmask)
+            nd = node_reset(s, nd, w, sig, logmask);
+        rc = nd ? sluice__decide_cells(op->limits, op->nlimits, nd->cells, now, op->cost, out)
                 : SLUICE_ENOMEM;
         if (rc == 0)
-            node_settle(s, pp, op, now);
+            node_settle(s, nd, w, op, now);
     }
     sweep(s, now, s->added != added ? SWEEP_INSERT : ++s->tick % SWEEP_EVERY == 0);
     table_resize_check(s);
@@ -768,11 +897,8 @@ void sluice__memory_close(sluice__memstore *m)
         shard *s = shard_at(m, i);
         for (int t = 0; t < 2; t++) {
             for (size_t b = 0; s->tab[t] && b <= s->mask[t]; b++) {
-                for (mnode *nd = s->tab[t][b]; nd;) {
-                    mnode *next = nd->hnext;
-                    node_free(s, nd);
-                    nd = next;
-                }
+                if (slot_live(s->tab[t][b]))
+                    node_free(s, slot_node(s->tab[t][b]));
             }
         }
         sluice__free(s->tab[0]);

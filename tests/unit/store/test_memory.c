@@ -402,6 +402,91 @@ static void test_rehash(void)
     ASSERT_EQ(decide(m, "again", &fw, 1, 1, 10000, &d), 0);
     ASSERT_EQ(sluice__memory_keys(m), 1);
     sluice__memory_close(m);
+
+    /* keys asked for while the table grows and shrinks under them (the
+     * rehash half done) keep their state, and none is held twice */
+    m = open_mem("memory://?shards=1");
+    uint64_t st = test_seed();
+    for (int i = 0; i < 30000; i++) {
+        snprintf(key, sizeof(key), "h:%d", i);
+        ASSERT_EQ(decide(m, key, &fw, 1, 1 + i % 7, 10, &d), 0);
+        for (int j = 0; j < 3; j++) {
+            int k = (int)test_range(&st, 0, i);
+            snprintf(key, sizeof(key), "h:%d", k);
+            ASSERT_EQ(decide(m, key, &fw, 1, 0, 10, &d), 0);
+            ASSERT_EQ(d.remaining, 100 - (1 + k % 7));
+        }
+    }
+    ASSERT_EQ(sluice__memory_keys(m), 30000);
+    for (int i = 0; i < 30000; i++) { /* freed one by one: the table shrinks */
+        snprintf(key, sizeof(key), "h:%d", i);
+        ASSERT_EQ(decide(m, key, &fw, 1, 0, 10000, &d), 0);
+        ASSERT_EQ(d.remaining, 100);
+        int k = (int)test_range(&st, i + 1, 30000);
+        snprintf(key, sizeof(key), "h:%d", k);
+        ASSERT_EQ(decide(m, key, &fw, 1, 0, 9999, &d), 0);
+        ASSERT_EQ(d.remaining, k < 30000 ? 100 - (1 + k % 7) : 100);
+    }
+    ASSERT_EQ(sluice__memory_keys(m), 0);
+    sluice__memory_close(m);
+}
+
+/*
+ * Churn in one shard: a stream of short-lived keys, each freed by the sweep
+ * (leaving tombstones that force rebuilds of the table at the same size,
+ * with deletions landing while a rebuild is half done), around long-lived
+ * keys that must keep their state all along, and the store stays O(active
+ * keys).
+ */
+static void test_churn_keeps_state(void)
+{
+    sluice__memstore *m = open_mem("memory://?shards=1");
+    const sluice_limit hour = {SLUICE_FIXED_WINDOW, 1000, 3600000, 0};
+    const sluice_limit brief = {SLUICE_FIXED_WINDOW, 10, 8, 0};
+    sluice_decision d;
+    char key[32];
+    for (int i = 0; i < 3000; i++) {
+        snprintf(key, sizeof(key), "long:%d", i);
+        ASSERT_EQ(decide(m, key, &hour, 1, 1 + i % 5, 0, &d), 0);
+    }
+    uint64_t st = test_seed();
+    int64_t now = 0;
+    size_t most = 0;
+    for (int i = 0; i < 200000; i++) {
+        now += i % 4 == 0;
+        snprintf(key, sizeof(key), "short:%d", i);
+        ASSERT_EQ(decide(m, key, &brief, 1, 1, now, &d), 0);
+        ASSERT(d.allowed);
+        if (i % 7 == 0) { /* a long-lived key keeps its count */
+            int k = (int)test_range(&st, 0, 2999);
+            snprintf(key, sizeof(key), "long:%d", k);
+            ASSERT_EQ(decide(m, key, &hour, 1, 0, now, &d), 0);
+            ASSERT_EQ(d.remaining, 1000 - (1 + k % 5));
+        }
+        size_t n = sluice__memory_keys(m);
+        most = n > most ? n : most;
+    }
+    /* A short key counts as busy for up to 1.024 s (the idle time's unit),
+     * 4000 keys made here, and the sweep checks 2 nodes per added key, so a
+     * pass over the 3000 long keys and N short ones takes (3000 + N) / 2
+     * added keys: N stays near 5000, not near the 200000 keys made. */
+    ASSERT(most < 3 * 3000);
+    for (int k = 0; k < 3000; k++) {
+        snprintf(key, sizeof(key), "long:%d", k);
+        ASSERT_EQ(decide(m, key, &hour, 1, 2, now, &d), 0);
+        ASSERT_EQ(d.remaining, 1000 - (1 + k % 5) - 2);
+    }
+    /* later (idle times are kept in 1.024 s units, rounded up), every
+     * short-lived key goes within one pass of the sweep,
+     * 16 * (keys + slots / 32) operations (slots < 4 * keys), here peeks */
+    size_t left = sluice__memory_keys(m), ops = 16 * (left + 4 * left / 32);
+    for (size_t op = 0; op < ops && left > 3000; op++) {
+        snprintf(key, sizeof(key), "long:%d", (int)(op % 3000));
+        ASSERT_EQ(decide(m, key, &hour, 1, 0, now + 2000, &d), 0);
+        left = sluice__memory_keys(m);
+    }
+    ASSERT_EQ(left, 3000);
+    sluice__memory_close(m);
 }
 
 /* ---- allocation failures ------------------------------------------------- */
@@ -552,6 +637,7 @@ int main(void)
     RUN(test_multi_limit);
     RUN(test_signature_change);
     RUN(test_rehash);
+    RUN(test_churn_keeps_state);
     RUN(test_enomem);
     RUN(test_null_and_bad_args);
     RUN(test_ops_table);
