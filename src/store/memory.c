@@ -14,7 +14,7 @@
  * reads one table line and its own node, nothing else; a key that is absent
  * reads no node at all.  Deleted entries leave tombstones (cleared at once
  * when they end a probe run); the table is rebuilt when live entries plus
- * tombstones pass 4/5 of it: doubled, halved, or at the same size, by
+ * tombstones pass 7/8 of it: doubled, halved, or at the same size, by
  * incremental rehash (a few entries per operation, whole probe runs at a
  * time, so the old table stays searchable and no operation moves a whole
  * table).  The rehash frees the idle nodes it meets.
@@ -449,7 +449,7 @@ static bool rehash_start(shard *s, size_t nslots)
      * runs and a search of tab[0] still finds every key left there. */
     size_t p = 0;
     while (p <= s->mask[0] && s->tab[0][p] != SLOT_EMPTY)
-        p++; /* the load bound keeps a fifth of the slots empty */
+        p++; /* the load bound keeps an eighth of the slots empty */
     if (p > s->mask[0]) {
         sluice__free(t);
         s->tab[1] = NULL;
@@ -523,17 +523,19 @@ static bool table_room(const shard *s)
 }
 
 /*
- * Rebuilds the table when live entries plus tombstones pass 4/5 of it, or
+ * Rebuilds the table when live entries plus tombstones pass 7/8 of it, or
  * live ones fall below 1/8: into the least power of two (>= MIN_SLOTS) that
- * keeps the live load under 1/2; never while a rehash runs.  So the load is
- * 0.4..0.8, 10..20 bytes of table per key.
+ * keeps the live load under 1/2; never while a rehash runs.  So a growing
+ * table's load is 0.44..0.875, 9..18.3 bytes per key (a load bound of 4/5 would
+ * cost up to 20 bytes just after a doubling, more than the 64-byte budget
+ * of a key's node and table entry allows for keys of ~18 bytes).
  */
 static void table_resize_check(shard *s)
 {
     if (s->tab[1] || !s->tab[0])
         return;
     size_t n = s->mask[0] + 1;
-    bool full = s->count + s->tombs[0] > n - n / 5;
+    bool full = s->count + s->tombs[0] > n - n / 8;
     if (!full && (n <= MIN_SLOTS || s->count >= n / 8))
         return;
     size_t want = MIN_SLOTS;
