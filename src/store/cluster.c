@@ -186,8 +186,8 @@ static int node_attempt(sluice__cluster *cs, int i, const sluice__op *op, bool a
             goto out_unlock;
         }
     }
-    char *cmd;
-    long len = sluice__redis_format_sha(cs->sha, op, false, &cmd);
+    char cmd[SLUICE_REDIS_CMD_MAX];
+    long len = sluice__redis_format_evalsha(cs->sha, op, cmd, sizeof(cmd));
     if (len < 0) {
         rc = cerr(err, (int)len, "cannot build the command", NULL);
         goto out_unlock;
@@ -203,7 +203,6 @@ static int node_attempt(sluice__cluster *cs, int i, const sluice__op *op, bool a
         rc = send_and_read(s, cmd, len, true, asking, wait_n, deadline_us, &rep, &dirty, &acked,
                            err);
     }
-    redisFreeCommand(cmd);
     if (rc) {
         sluice__redis_slot_drop(s);
         goto out_unlock;

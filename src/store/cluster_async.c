@@ -34,7 +34,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <hiredis/adapters/libevent.h>
 #include <hiredis/async.h>
 
 #include "store/cluster_int.h"
@@ -198,7 +197,7 @@ static int conn_connect(cnconn *n)
     char host[SLUICE_REDIS_HOST_MAX];
     int port;
     uint64_t gen = sluice__cluster_node_addr(cs, n->index, host, sizeof(host), &port);
-    if (!n->link.connect_timer && sluice__redis_alink_init(&n->link, n->l->base, conn_lost) != 0)
+    if (sluice__redis_alink_init(&n->link, n->l->base, conn_lost) != 0)
         return SLUICE_ENOMEM;
     if (sluice__redis_alink_open(&n->link, n->l->base, host, port, cs->timeout_ms) != 0) {
         conn_lost(&n->link);
@@ -276,8 +275,8 @@ static bool pend_add(cnconn *n, creq *q, int wait_n)
 static int req_send(cnconn *n, creq *q, bool load)
 {
     sluice__cluster *cs = n->l->cs;
-    char *cmd;
-    long len = sluice__redis_format_sha(cs->sha, &q->oc.op, false, &cmd);
+    char cmd[SLUICE_REDIS_CMD_MAX];
+    long len = sluice__redis_format_evalsha(cs->sha, &q->oc.op, cmd, sizeof(cmd));
     if (len < 0)
         return (int)len;
     redisAsyncContext *ac = n->link.ac;
@@ -286,7 +285,6 @@ static int req_send(cnconn *n, creq *q, bool load)
     if (q->asking)
         redisAsyncCommand(ac, on_aux, NULL, "ASKING");
     int rc = redisAsyncFormattedCommand(ac, on_reply, q, cmd, (size_t)len);
-    redisFreeCommand(cmd);
     if (rc != REDIS_OK)
         return SLUICE_ESTORE;
     q->holds++;

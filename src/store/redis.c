@@ -128,21 +128,17 @@ static int setup_read(sluice__redis *r, sluice__redis_slot *s, sluice_error *err
 static int slot_decide(sluice__redis *r, sluice__redis_slot *s, const sluice__op *op,
                        int64_t deadline_us, sluice_decision *out, sluice_error *err)
 {
-    char *cmd;
-    long len = sluice__redis_format(r, op, false, &cmd);
+    char cmd[SLUICE_REDIS_CMD_MAX];
+    long len = sluice__redis_format_evalsha(r->sha, op, cmd, sizeof(cmd));
     if (len < 0)
         return sluice__redis_error(err, (int)len, "cannot build the command", NULL);
     int rc = sluice__redis_slot_timeout(s, deadline_us, EF, err);
-    if (rc) {
-        redisFreeCommand(cmd);
+    if (rc)
         return rc;
-    }
     redisAppendFormattedCommand(s->c, cmd, (size_t)len);
     rc = setup_read(r, s, err);
-    if (rc) {
-        redisFreeCommand(cmd);
+    if (rc)
         return rc;
-    }
     redisReply *rep = sluice__redis_read_reply(EF, s->c, err);
     if (rep && sluice__redis_is_noscript(rep)) {
         /* SCRIPT FLUSH, a restart or a failover: load and retry, one round trip */
@@ -159,7 +155,6 @@ static int slot_decide(sluice__redis *r, sluice__redis_slot *s, const sluice__op
             }
         }
     }
-    redisFreeCommand(cmd);
     if (!rep)
         return err && err->code ? err->code : SLUICE_ESTORE;
     if (sluice__redis_is_moved_master(rep)) {

@@ -30,7 +30,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <hiredis/adapters/libevent.h>
 #include <hiredis/async.h>
 
 #include "store/redis_int.h"
@@ -67,8 +66,12 @@ struct aconn {
     uint64_t replies; /* replies received on this connection */
     int inflight;     /* requests hiredis holds */
     areq *reqs;       /* unfinished requests */
+    areq *spare;      /* freed requests kept for reuse (no malloc per decision) */
+    int nspare;
     bool closing;
 };
+
+#define SPARE_MAX 256 /* requests kept in aconn.spare at most */
 
 static void conn_connect(aconn *c);
 
@@ -76,6 +79,13 @@ static void conn_connect(aconn *c);
 
 static void req_free(areq *q)
 {
+    aconn *c = q->conn;
+    if (c->nspare < SPARE_MAX) {
+        q->next = c->spare;
+        c->spare = q;
+        c->nspare++;
+        return;
+    }
     sluice__free(q);
 }
 
@@ -191,8 +201,8 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *privdata);
 
 static int req_send(aconn *c, areq *q, bool load_first)
 {
-    char *cmd;
-    long len = sluice__redis_format(c->r, &q->oc.op, false, &cmd);
+    char cmd[SLUICE_REDIS_CMD_MAX];
+    long len = sluice__redis_format_evalsha(c->r->sha, &q->oc.op, cmd, sizeof(cmd));
     if (len < 0)
         return (int)len;
     if (load_first) {
@@ -200,7 +210,6 @@ static int req_send(aconn *c, areq *q, bool load_first)
         sluice__redis_async_load(c->link.ac, on_load_reply, NULL);
     }
     int rc = redisAsyncFormattedCommand(c->link.ac, on_reply, q, cmd, (size_t)len);
-    redisFreeCommand(cmd);
     if (rc != REDIS_OK)
         return SLUICE_ESTORE;
     q->inflight = true;
@@ -222,7 +231,8 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *privdata)
         req_free(q);
         return;
     }
-    sluice_error err = {0};
+    sluice_error err; /* written only on failure; only its code is read */
+    err.code = 0;
     if (!rep) {
         req_finish(q, SLUICE_ESTORE, NULL);
         return;
@@ -279,11 +289,16 @@ int sluice__redis_decide_async(void *conn, const sluice__op *op, sluice__store_c
         cb(SLUICE_ESTORE, NULL, arg);
         return 0;
     }
-    /* one allocation: the request and its timer (libevent's size, ABI-safe) */
-    areq *q = sluice__malloc(sizeof(*q) + event_get_struct_event_size());
-    if (!q)
+    /* one allocation: the request and its timer (libevent's size, ABI-safe),
+     * reused from the spares when there is one */
+    areq *q = c->spare;
+    if (q) {
+        c->spare = q->next;
+        c->nspare--;
+    } else if (!(q = sluice__malloc(sizeof(*q) + event_get_struct_event_size()))) {
         return SLUICE_ENOMEM;
-    memset(q, 0, sizeof(*q));
+    }
+    memset(q, 0, offsetof(areq, oc)); /* oc is written whole by the copy */
     q->timer = (struct event *)q->ev;
     evtimer_assign(q->timer, c->base, on_deadline, q);
     q->conn = c;
@@ -336,5 +351,10 @@ void sluice__redis_detach(void *conn)
     sluice__redis_alink_close(&c->link);
     if (c->retry_timer)
         event_free(c->retry_timer);
+    while (c->spare) {
+        areq *q = c->spare;
+        c->spare = q->next;
+        sluice__free(q);
+    }
     sluice__free(c);
 }

@@ -20,8 +20,6 @@
 #include <string.h>
 #include <time.h>
 
-#include <hiredis/adapters/libevent.h>
-
 #include "store/redis_int.h"
 #include "store/redis_lua.h"
 
@@ -263,20 +261,24 @@ int sluice__redis_alink_init(sluice__redis_alink *l, struct event_base *base,
                              void (*lost)(sluice__redis_alink *l))
 {
     l->lost = lost;
-    l->connect_timer = evtimer_new(base, on_connect_timeout, l);
-    return l->connect_timer ? 0 : SLUICE_ENOMEM;
+    if (!l->connect_timer)
+        l->connect_timer = evtimer_new(base, on_connect_timeout, l);
+    if (!l->replies)
+        l->replies = sluice__redis_rpool_new();
+    return l->connect_timer && l->replies ? 0 : SLUICE_ENOMEM;
 }
 
 int sluice__redis_alink_open(sluice__redis_alink *l, struct event_base *base, const char *host,
                              int port, int timeout_ms)
 {
     redisAsyncContext *ac = redisAsyncConnect(host, port);
-    if (!ac || ac->err || redisLibeventAttach(ac, base) != REDIS_OK) {
+    if (!ac || ac->err || sluice__redis_event_attach(ac, base) != REDIS_OK) {
         if (ac)
             redisAsyncFree(ac);
         l->ac = NULL;
         return -1;
     }
+    sluice__redis_rpool_use(l->replies, ac->c.reader);
     ac->data = l;
     l->ac = ac;
     l->connected = false;
@@ -308,6 +310,8 @@ void sluice__redis_alink_close(sluice__redis_alink *l)
     if (l->connect_timer)
         event_free(l->connect_timer);
     l->connect_timer = NULL;
+    sluice__redis_rpool_free(l->replies);
+    l->replies = NULL;
 }
 
 void sluice__redis_async_auth(redisAsyncContext *ac,

@@ -80,6 +80,18 @@ void sluice__redis_suspect(sluice__redis *r);
 
 /* ---- redis_reply.c --------------------------------------------------- */
 
+/* Bytes of the longest EVALSHA command (SLUICE_MAX_LIMITS limits, longest key). */
+#define SLUICE_REDIS_CMD_MAX 6144
+
+/**
+ * Writes the RESP command EVALSHA <sha> ... deciding op into buf[0..size),
+ * without allocating; the hot path of every decision.  Returns its length,
+ * SLUICE_EINVAL for an invalid op, or SLUICE_ENOMEM when size is too small
+ * (never with SLUICE_REDIS_CMD_MAX bytes).  The same bytes as
+ * redisFormatCommandArgv() of the arguments documented in sluice.lua.
+ */
+long sluice__redis_format_evalsha(const char *sha, const sluice__op *op, char *buf, size_t size);
+
 /**
  * Builds the RESP command deciding op: EVALSHA with r->sha, or EVAL with the
  * whole script when eval is true.  *cmd is a new buffer (free with
@@ -215,6 +227,30 @@ int sluice__redis_read_setup(redisContext *c, int n, redisReply **last, sluice__
 
 /* ---- redis_conn.c: asynchronous links ---------------------------------- */
 
+/* ---- redis_rpool.c: reply objects of async links ---------------------- */
+
+typedef struct sluice__redis_rpool sluice__redis_rpool;
+
+/** A new, empty pool of reply objects; NULL when out of memory. */
+sluice__redis_rpool *sluice__redis_rpool_new(void);
+
+/** Frees p and the objects it keeps.  Accepts NULL.  Only once no reader
+ * built with it holds a reply (after redisAsyncFree of its contexts). */
+void sluice__redis_rpool_free(sluice__redis_rpool *p);
+
+/** Makes reader build its replies (ordinary redisReply objects) from p. */
+void sluice__redis_rpool_use(sluice__redis_rpool *p, redisReader *reader);
+
+/* ---- redis_event.c: hiredis on a libevent loop ------------------------- */
+
+/**
+ * Attaches ac to base (instead of hiredis's adapters/libevent.h): a
+ * persistent read event, and the commands of one loop turn written at the
+ * end of that turn in one write.  REDIS_OK, or REDIS_ERR (already attached,
+ * out of memory).  hiredis frees it with the context.
+ */
+int sluice__redis_event_attach(redisAsyncContext *ac, struct event_base *base);
+
 typedef struct sluice__redis_alink sluice__redis_alink;
 
 /**
@@ -227,13 +263,15 @@ struct sluice__redis_alink {
     redisAsyncContext *ac; /* NULL while down */
     bool connected;
     struct event *connect_timer;
+    sluice__redis_rpool *replies; /* the reply objects of every ac of this link */
     /* Called once whenever ac goes away (connect failed or timed out,
      * disconnect, drop), after ac and connected are cleared; pending
      * hiredis callbacks then run with NULL replies. */
     void (*lost)(sluice__redis_alink *l);
 };
 
-/** Prepares l (zeroed) for base: its connect timer.  0, or SLUICE_ENOMEM. */
+/** Prepares l (zeroed, or prepared before: then a no-op) for base: its
+ * connect timer and reply pool.  0, or SLUICE_ENOMEM. */
 int sluice__redis_alink_init(sluice__redis_alink *l, struct event_base *base,
                              void (*lost)(sluice__redis_alink *l));
 
@@ -251,7 +289,7 @@ int sluice__redis_alink_open(sluice__redis_alink *l, struct event_base *base, co
 void sluice__redis_alink_drop(sluice__redis_alink *l);
 
 /** Frees l's connection without calling lost (pending callbacks see NULL
- * in ac->data) and its timer; for detach. */
+ * in ac->data), its timer and reply pool; for detach, outside hiredis callbacks. */
 void sluice__redis_alink_close(sluice__redis_alink *l);
 
 /** Queues AUTH [user] password on ac when password is not NULL; fn gets the reply. */

@@ -5,18 +5,15 @@
  * sluice_decision.  Pure functions: no I/O, no locks, no clock.  The
  * argument layout is the one documented at the top of sluice.lua.
  */
-#include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "core/algo.h"
 #include "store/redis_int.h"
 #include "store/redis_lua.h"
 
-#define NUM_MAX 24
 #define KEY_BUF (SLUICE_STORE_KEY_MAX + 32)
-/* EVALSHA sha numkeys, keys, now cost, 4 per limit, slack */
-#define ARGS_MAX (3 + SLUICE_MAX_LIMITS + 2 + 4 * SLUICE_MAX_LIMITS + 1)
 
 int sluice__redis_error(sluice_error *err, int code, const char *what, const char *detail)
 {
@@ -30,60 +27,155 @@ int sluice__redis_error(sluice_error *err, int code, const char *what, const cha
     return code;
 }
 
-long sluice__redis_format_sha(const char *sha, const sluice__op *op, bool eval, char **cmd)
+/* ---- commands, written directly (no printf, no argv) ------------------- */
+
+/* Worst cases: "*NN\r\n"; a bulk string header "$NNNN\r\n" and its "\r\n";
+ * a number as a bulk string (at most 20 digits and a sign).  EVALSHA_MAX(n)
+ * bounds an EVALSHA of n limits; EVAL needs the script's length more (its
+ * verb is shorter, its bulk header at most 4 bytes longer than the sha's). */
+#define ARRAY_HDR_MAX 8
+#define BULK_OVERHEAD 9
+#define NUM_BULK_MAX (BULK_OVERHEAD + 21)
+#define EVALSHA_MAX(n)                                                                             \
+    (ARRAY_HDR_MAX + (BULK_OVERHEAD + 7) + (BULK_OVERHEAD + 40) +                                  \
+     (size_t)(n) * (BULK_OVERHEAD + KEY_BUF) + (size_t)(3 + 4 * (n)) * NUM_BULK_MAX)
+_Static_assert(EVALSHA_MAX(SLUICE_MAX_LIMITS) <= SLUICE_REDIS_CMD_MAX,
+               "SLUICE_REDIS_CMD_MAX too small for the largest EVALSHA");
+_Static_assert(SLUICE_MAX_LIMITS <= 10, "a key's limit index is written as one digit");
+
+/* Writes the decimal digits of u; returns the end. */
+static char *put_u64(char *p, uint64_t u)
 {
-    *cmd = NULL;
+    char tmp[20], *d = tmp + sizeof(tmp);
+    do {
+        *--d = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    size_t len = (size_t)(tmp + sizeof(tmp) - d);
+    memcpy(p, d, len);
+    return p + len;
+}
+
+/* Writes "$<len>\r\n" (the header of a bulk string). */
+static char *put_bulk_hdr(char *p, size_t len)
+{
+    *p++ = '$';
+    p = put_u64(p, len);
+    *p++ = '\r';
+    *p++ = '\n';
+    return p;
+}
+
+/* Writes "$<len>\r\n<s>\r\n". */
+static char *put_bulk(char *p, const char *s, size_t len)
+{
+    p = put_bulk_hdr(p, len);
+    memcpy(p, s, len);
+    p += len;
+    *p++ = '\r';
+    *p++ = '\n';
+    return p;
+}
+
+/* Writes v as a bulk string of its decimal digits. */
+static char *put_num(char *p, int64_t v)
+{
+    char tmp[21], *d = tmp + sizeof(tmp);
+    uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
+    do {
+        *--d = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (v < 0)
+        *--d = '-';
+    size_t len = (size_t)(tmp + sizeof(tmp) - d);
+    *p++ = '$';
+    if (len >= 10)
+        *p++ = (char)('0' + len / 10);
+    *p++ = (char)('0' + len % 10);
+    *p++ = '\r';
+    *p++ = '\n';
+    memcpy(p, d, len);
+    p += len;
+    *p++ = '\r';
+    *p++ = '\n';
+    return p;
+}
+
+/* Checks what both command forms need of op. */
+static int op_valid(const sluice__op *op)
+{
     int n = op->nlimits;
     if (n < 1 || n > SLUICE_MAX_LIMITS || op->key_len > SLUICE_STORE_KEY_MAX || op->cost < 0)
         return SLUICE_EINVAL;
     if (op->now_ms != SLUICE_NOW && op->now_ms < 0)
         return SLUICE_EINVAL;
+    return 0;
+}
 
-    char keys[SLUICE_MAX_LIMITS][KEY_BUF];
-    char nums[ARGS_MAX][NUM_MAX];
-    const char *argv[ARGS_MAX];
-    size_t argvlen[ARGS_MAX];
-    int argc = 0, k = 0;
-
-#define PUSH_STR(s, l) (argv[argc] = (s), argvlen[argc] = (l), argc++)
-#define PUSH_NUM(v)                                                                                \
-    do {                                                                                           \
-        int len_ = snprintf(nums[k], NUM_MAX, "%" PRId64, (int64_t)(v));                           \
-        PUSH_STR(nums[k], (size_t)len_);                                                           \
-        k++;                                                                                       \
-    } while (0)
-
-    if (eval) {
-        PUSH_STR("EVAL", 4);
-        PUSH_STR(sluice__redis_lua, sluice__redis_lua_len);
-    } else {
-        PUSH_STR("EVALSHA", 7);
-        PUSH_STR(sha, 40);
-    }
-    PUSH_NUM(n);
+/* Writes "<verb> <body> numkeys keys... args..." deciding op (valid, and buf
+ * large enough: EVALSHA_MAX(n) plus the body) into buf; returns its length. */
+static long write_call(const char *verb, size_t verb_len, const char *body, size_t body_len,
+                       const sluice__op *op, char *buf)
+{
+    int n = op->nlimits;
+    char *p = buf;
+    /* *<argc>: verb body numkeys, n keys, now cost, 4 per limit, slack */
+    *p++ = '*';
+    p = put_u64(p, (uint64_t)(3 + n + 2 + 4 * n + 1));
+    *p++ = '\r';
+    *p++ = '\n';
+    p = put_bulk(p, verb, verb_len);
+    p = put_bulk(p, body, body_len);
+    p = put_num(p, n);
     for (int i = 0; i < n; i++) {
-        /* sluice:{<rule>:<identifier>}:<i> - one hash tag for the whole decision */
-        memcpy(keys[i], "sluice:{", 8);
-        memcpy(keys[i] + 8, op->key, op->key_len);
-        int l = snprintf(keys[i] + 8 + op->key_len, KEY_BUF - 8 - op->key_len, "}:%d", i);
-        PUSH_STR(keys[i], 8 + op->key_len + (size_t)l);
+        /* sluice:{<rule>:<identifier>}:<i> - one hash tag for the whole decision;
+         * i < SLUICE_MAX_LIMITS <= 10 is one digit */
+        p = put_bulk_hdr(p, 8 + op->key_len + 3);
+        memcpy(p, "sluice:{", 8);
+        p += 8;
+        memcpy(p, op->key, op->key_len);
+        p += op->key_len;
+        *p++ = '}';
+        *p++ = ':';
+        *p++ = (char)('0' + i);
+        *p++ = '\r';
+        *p++ = '\n';
     }
-    PUSH_NUM(op->now_ms == SLUICE_NOW ? -1 : op->now_ms);
-    PUSH_NUM(op->cost);
+    p = put_num(p, op->now_ms == SLUICE_NOW ? -1 : op->now_ms);
+    p = put_num(p, op->cost);
     for (int i = 0; i < n; i++) {
         const sluice_limit *lim = &op->limits[i];
-        PUSH_NUM(lim->algorithm);
-        PUSH_NUM(lim->limit);
-        PUSH_NUM(lim->window_ms);
-        PUSH_NUM(lim->burst);
+        p = put_num(p, lim->algorithm);
+        p = put_num(p, lim->limit);
+        p = put_num(p, lim->window_ms);
+        p = put_num(p, lim->burst);
     }
-    PUSH_NUM(op->now_ms == SLUICE_NOW ? 0 : SLUICE_REDIS_REPLAY_SLACK_MS);
-#undef PUSH_NUM
-#undef PUSH_STR
+    p = put_num(p, op->now_ms == SLUICE_NOW ? 0 : SLUICE_REDIS_REPLAY_SLACK_MS);
+    return (long)(p - buf);
+}
 
-    long len = redisFormatCommandArgv(cmd, argc, argv, argvlen);
-    if (len < 0 || !*cmd)
+long sluice__redis_format_evalsha(const char *sha, const sluice__op *op, char *buf, size_t size)
+{
+    if (op_valid(op) != 0)
+        return SLUICE_EINVAL;
+    if (size < EVALSHA_MAX(op->nlimits))
         return SLUICE_ENOMEM;
+    return write_call("EVALSHA", 7, sha, 40, op, buf);
+}
+
+long sluice__redis_format_sha(const char *sha, const sluice__op *op, bool eval, char **cmd)
+{
+    *cmd = NULL;
+    if (op_valid(op) != 0)
+        return SLUICE_EINVAL;
+    /* malloc, not sluice__malloc: the caller frees with redisFreeCommand */
+    size_t size = EVALSHA_MAX(op->nlimits) + (eval ? sluice__redis_lua_len : 0) + 1;
+    if (!(*cmd = malloc(size)))
+        return SLUICE_ENOMEM;
+    long len = eval ? write_call("EVAL", 4, sluice__redis_lua, sluice__redis_lua_len, op, *cmd)
+                    : write_call("EVALSHA", 7, sha, 40, op, *cmd);
+    (*cmd)[len] = '\0';
     return len;
 }
 
