@@ -2,8 +2,8 @@
 /*
  * bench_memory.c - the embedded store's footprint and speed: bytes per
  * active token-bucket key (mallinfo2() before and after inserting N keys,
- * so malloc's own headers and the bucket arrays count; measured again after
- * the runs, when no table doubling is half done), and decisions per second
+ * so malloc's own headers and the shard tables count; measured again after
+ * the runs, when no table rebuild is half done), and decisions per second
  * on those keys from 1..T threads.
  *
  *   bench_memory [keys=1000000] [threads=2] [seconds=2]
@@ -157,16 +157,18 @@ int main(int argc, char **argv)
     double t_insert = now_s() - t0;
     struct mallinfo2 after = mallinfo2();
     size_t held = sluice__memory_keys(store);
-    /* uordblks: heap chunks; hblkhd: mmap'd ones (large bucket arrays) */
+    /* uordblks: heap chunks; hblkhd: mmap'd ones (large tables) */
     double per_key = ((double)after.uordblks + (double)after.hblkhd - (double)before.uordblks -
                       (double)before.hblkhd) /
                      (double)held;
     double avg_key = (double)key_bytes / (double)nkeys;
     printf("keys held             %zu (token_bucket, one limit)\n", held);
-    printf("bytes per key         %.1f (malloc'd, incl. malloc headers and buckets)\n", per_key);
+    printf("bytes per key         %.1f (malloc'd, incl. malloc headers and tables)\n", per_key);
     printf("key bytes per key     %.1f\n", avg_key);
     printf("overhead per key      %.1f bytes beyond the key bytes\n", per_key - avg_key);
-    printf("node request size     %zu bytes + key (header 16, cell 16, tail 3)\n", (size_t)35);
+    printf("node request size     %zu bytes + key (header 16, cell 16, tail 3), plus an\n"
+           "                      8-byte table entry at load 0.44..0.875\n",
+           (size_t)35);
     printf("insert rate           %.0f keys/s (1 thread)\n", (double)nkeys / t_insert);
     printf("decisions/s           wall (per CPU-second of the workers)\n");
     for (int t = 1; t <= threads; t *= 2) {
@@ -177,8 +179,8 @@ int main(int argc, char **argv)
         if (t < threads && t * 2 > threads)
             t = threads / 2;
     }
-    /* Again after the runs: a table doubling that was still moving buckets
-     * when the first figure was taken (both arrays live) has finished. */
+    /* Again after the runs: a table rebuild that was still moving entries
+     * when the first figure was taken (both tables live) has finished. */
     struct mallinfo2 settled = mallinfo2();
     held = sluice__memory_keys(store);
     printf("bytes per key, later  %.1f (%zu keys; no rehash in flight)\n",

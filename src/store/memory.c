@@ -959,6 +959,46 @@ size_t sluice__memory_keys(sluice__memstore *m)
     return n;
 }
 
+/* Checks one table of a locked shard: its entries are found by a search for
+ * their own key, there, and it holds the tombstones it counts and an empty
+ * slot; adds its live entries to *live. */
+static int table_check(shard *s, int t, size_t *live)
+{
+    size_t tombs = 0, empty = 0;
+    for (size_t i = 0; i <= s->mask[t]; i++) {
+        uint64_t e = s->tab[t][i];
+        empty += e == SLOT_EMPTY;
+        tombs += e == SLOT_TOMB;
+        if (!slot_live(e))
+            continue;
+        mnode *nd = slot_node(e);
+        where w;
+        if (slot_tag(nd->hash) != e >> PTR_BITS ||
+            table_find(s, nd->hash, node_key(nd), node_keylen(nd), &w) != nd || w.t != t ||
+            w.pos != i)
+            return -1;
+        ++*live;
+    }
+    return tombs == s->tombs[t] && empty > 0 ? 0 : -1;
+}
+
+int sluice__memory_check(sluice__memstore *m)
+{
+    int rc = 0;
+    for (int i = 0; m && i < m->nshards && rc == 0; i++) {
+        shard *s = shard_at(m, i);
+        shard_lock(s);
+        size_t live = 0;
+        for (int t = 0; t < 2 && rc == 0; t++)
+            if (s->tab[t])
+                rc = table_check(s, t, &live);
+        if (rc == 0 && live != s->count)
+            rc = -1;
+        shard_unlock(s);
+    }
+    return rc;
+}
+
 int sluice__memory_decide(sluice__memstore *m, const sluice__op *op, sluice_decision *out,
                           sluice_error *err)
 {

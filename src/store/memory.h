@@ -40,6 +40,13 @@ void sluice__memory_close(sluice__memstore *m);
 size_t sluice__memory_keys(sluice__memstore *m);
 
 /**
+ * For tests: checks the tables' invariants (every key is found by a search
+ * for it, counts agree, a search always ends).  0 when they hold, else -1.
+ * Takes each shard's lock in turn; O(keys).
+ */
+int sluice__memory_check(sluice__memstore *m);
+
+/**
  * Decides op on the store: 0 with out filled, SLUICE_EINVAL/EKEY for a bad
  * op, or SLUICE_ENOMEM with no state changed.  Thread-safe.
  */

@@ -190,7 +190,7 @@ static void test_sweep(void)
     for (int i = 0; i < 160; i++)
         ASSERT_EQ(decide(m, "busy", &hour, 1, 1, 3000, &d), 0);
     ASSERT(sluice__memory_keys(m) > 50);
-    /* 101 keys in 128 buckets: 16 * (101 + 4) operations free the 100 */
+    /* 101 keys in 128 slots: 16 * (101 + 4) operations free the 100 */
     for (int i = 0; i < 16 * (101 + 4); i++)
         ASSERT_EQ(decide(m, "busy", &hour, 1, 1, 3000, &d), 0);
     ASSERT_EQ(sluice__memory_keys(m), 1);
@@ -410,6 +410,8 @@ static void test_rehash(void)
     for (int i = 0; i < 30000; i++) {
         snprintf(key, sizeof(key), "h:%d", i);
         ASSERT_EQ(decide(m, key, &fw, 1, 1 + i % 7, 10, &d), 0);
+        if (i < 4000)
+            ASSERT_EQ(sluice__memory_check(m), 0);
         for (int j = 0; j < 3; j++) {
             int k = (int)test_range(&st, 0, i);
             snprintf(key, sizeof(key), "h:%d", k);
@@ -426,6 +428,8 @@ static void test_rehash(void)
         snprintf(key, sizeof(key), "h:%d", k);
         ASSERT_EQ(decide(m, key, &fw, 1, 0, 9999, &d), 0);
         ASSERT_EQ(d.remaining, k < 30000 ? 100 - (1 + k % 7) : 100);
+        if (i >= 26000)
+            ASSERT_EQ(sluice__memory_check(m), 0);
     }
     ASSERT_EQ(sluice__memory_keys(m), 0);
     sluice__memory_close(m);
@@ -465,6 +469,8 @@ static void test_churn_keeps_state(void)
         }
         size_t n = sluice__memory_keys(m);
         most = n > most ? n : most;
+        if (i % 512 == 0)
+            ASSERT_EQ(sluice__memory_check(m), 0);
     }
     /* A short key counts as busy for up to 1.024 s (the idle time's unit),
      * 4000 keys made here, and the sweep checks 2 nodes per added key, so a
