@@ -91,17 +91,21 @@ typedef struct lru_links {
 } lru_links;
 
 typedef struct shard {
-    atomic_int lock;     /* shard_lock() */
-    uint64_t *tab[2];    /* tab[1] non-NULL while rehashing tab[0] into it */
-    size_t mask[2];      /* slot count - 1 */
-    size_t tombs[2];     /* tombstones in each table */
-    size_t rehash_pos;   /* slot of tab[0] the rehash visits next */
-    size_t rehash_left;  /* slots of tab[0] it has still to visit */
-    size_t cursor;       /* slot of tab[0] the sweep checks next */
-    size_t count;
-    size_t cap;         /* this shard's part of max_keys */
-    size_t added;       /* keys ever added: tells the sweep an operation added one */
+    /* First cache line: what every operation writes, next to the lock, so
+     * threads taking turns on a shard move one line between them, not two. */
+    atomic_int lock;    /* shard_lock() */
     unsigned tick;      /* operations, for the sweep of the others */
+    size_t count;
+    size_t added;       /* keys ever added: tells the sweep an operation added one */
+    size_t cursor;      /* slot of tab[0] the sweep checks next */
+    size_t tombs[2];    /* tombstones in each table */
+    size_t rehash_pos;  /* slot of tab[0] the rehash visits next */
+    size_t rehash_left; /* slots of tab[0] it has still to visit */
+    /* Then what changes only when a table is replaced (or, exact LRU only,
+     * head and tail). */
+    uint64_t *tab[2];   /* tab[1] non-NULL while rehashing tab[0] into it */
+    size_t mask[2];     /* slot count - 1 */
+    size_t cap;         /* this shard's part of max_keys */
     mnode *head, *tail; /* exact LRU only: newest and oldest */
     bool lru;           /* max_keys was given: keep the exact LRU list */
     /* Copies of tab[0] and mask[0], written under the lock, read without it
