@@ -35,7 +35,6 @@
  * key whose loss changes the fewest decisions).
  */
 #include <limits.h>
-#include <sched.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -45,180 +44,13 @@
 
 #include "core/algo.h"
 #include "store/memory.h"
+#include "store/memory_int.h"
 #include "store/store.h"
 #include "util/alloc.h"
 #include "util/clock.h"
 #include "util/siphash.h"
 
-#define DEFAULT_MAX_KEYS 10000000ULL
-#define MAX_MAX_KEYS (1ULL << 40)
-#define DEFAULT_SHARDS 64
-#define MAX_SHARDS 1024
-#define MIN_SLOTS 16
-#define REHASH_MOVE 8     /* entries moved per operation (then to the end of the run), */
-#define REHASH_VISIT 64   /* or slots visited */
-#define SWEEP_INSERT 2    /* nodes the sweep checks after an operation added a key, */
-#define SWEEP_EVERY 16    /* one node every 16th of the other operations, */
-#define SWEEP_SCAN 32     /* visiting at most this many slots */
-#define EVICT_SAMPLE 16   /* nodes compared by an eviction without max_keys... */
-#define EVICT_SCAN 64     /* ...visiting at most this many slots per table */
-#define IDLE_UNIT_MS 1024 /* idle_at resolution; rounded up, so never early */
-
-typedef struct mnode mnode;
-struct mnode {
-    uint64_t hash;        /* key_hash() of the key: rehash and removal need no key */
-    uint32_t sig;         /* limit-set signature; low 3 bits are nlimits - 1 */
-    uint32_t idle_at;     /* ceil(ms / IDLE_UNIT_MS) at which every cell is idle */
-    sluice__cell cells[]; /* nlimits cells, then the tail (see node_tail) */
-};
-/* Tail after cells[nlimits]: uint8 mask of sliding-log cells, uint16 key
- * length (unaligned), key bytes (not NUL-terminated). */
-#define TAIL_BYTES 3
-
-/* A table entry: SLOT_EMPTY, SLOT_TOMB (a deleted entry that probes pass
- * over), or a node address (below 2^48: user-space addresses on Linux
- * x86-64 and arm64; node_new() refuses any other) with the tag in the top
- * 16 bits. */
-#define SLOT_EMPTY 0
-#define SLOT_TOMB 1
-#define PTR_BITS 48
-#define PTR_MASK ((UINT64_C(1) << PTR_BITS) - 1)
-
-/* Exact LRU neighbours (max_keys given), stored just before their node, so a
- * store without a bound pays neither the 16 bytes nor the neighbour misses. */
-typedef struct lru_links {
-    mnode *newer, *older;
-} lru_links;
-
-typedef struct shard {
-    /* First cache line: what every operation writes, next to the lock, so
-     * threads taking turns on a shard move one line between them, not two. */
-    atomic_int lock;    /* shard_lock() */
-    unsigned tick;      /* operations, for the sweep of the others */
-    size_t count;
-    size_t added;       /* keys ever added: tells the sweep an operation added one */
-    size_t cursor;      /* slot of tab[0] the sweep checks next */
-    size_t tombs[2];    /* tombstones in each table */
-    size_t rehash_pos;  /* slot of tab[0] the rehash visits next */
-    size_t rehash_left; /* slots of tab[0] it has still to visit */
-    /* Then what changes only when a table is replaced (or, exact LRU only,
-     * head and tail). */
-    uint64_t *tab[2];   /* tab[1] non-NULL while rehashing tab[0] into it */
-    size_t mask[2];     /* slot count - 1 */
-    size_t cap;         /* this shard's part of max_keys */
-    mnode *head, *tail; /* exact LRU only: newest and oldest */
-    bool lru;           /* max_keys was given: keep the exact LRU list */
-    /* Copies of tab[0] and mask[0], written under the lock, read without it
-     * only to prefetch a key's slot before the lock is taken. */
-    _Atomic uintptr_t hint_tab;
-    _Atomic size_t hint_mask;
-} shard;
-
-/* A shard padded to whole cache lines so neighbouring locks do not share one. */
-#define SHARD_SIZE ((sizeof(shard) + 63) & ~(size_t)63)
-
-struct sluice__memstore {
-    void *raw; /* allocation holding the aligned shard array */
-    unsigned char *shards;
-    int nshards;
-    int shard_shift; /* 64 - log2(nshards); the top hash bits pick the shard */
-    size_t max_keys;
-};
-
-static int mem_error(sluice_error *err, int code, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int mem_error(sluice_error *err, int code, const char *fmt, ...)
-{
-    if (err) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
-        va_end(ap);
-        err->code = code;
-    }
-    return code;
-}
-
-static shard *shard_at(const sluice__memstore *m, int i)
-{
-    return (shard *)(m->shards + (size_t)i * SHARD_SIZE);
-}
-
-/* ---- the shard lock ------------------------------------------------------ */
-
-static void cpu_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#elif defined(__aarch64__)
-    __asm__ __volatile__("yield");
-#endif
-}
-
-/*
- * A test-and-test-and-set spinlock: a lock is held for well under a
- * microsecond and mostly uncontended (one atomic exchange to take it, a
- * plain release store to drop it, where a mutex pays an atomic operation
- * for each); a waiter spins on a read, and after 100 pauses yields the CPU
- * each round, so a holder that was preempted gets to run.
- */
-static void shard_lock(shard *s)
-{
-    while (atomic_exchange_explicit(&s->lock, 1, memory_order_acquire)) {
-        for (unsigned spins = 0; atomic_load_explicit(&s->lock, memory_order_relaxed); spins++) {
-            if (spins < 100)
-                cpu_relax();
-            else
-                sched_yield();
-        }
-    }
-}
-
-static void shard_unlock(shard *s)
-{
-    atomic_store_explicit(&s->lock, 0, memory_order_release);
-}
-
-/* ---- nodes --------------------------------------------------------------- */
-
-static int node_nlimits(const mnode *nd)
-{
-    return (int)(nd->sig & 7) + 1;
-}
-
-static unsigned char *node_tail(mnode *nd)
-{
-    return (unsigned char *)&nd->cells[node_nlimits(nd)];
-}
-
-static unsigned node_logmask(mnode *nd)
-{
-    return node_tail(nd)[0];
-}
-
-static size_t node_keylen(mnode *nd)
-{
-    uint16_t n;
-    memcpy(&n, node_tail(nd) + 1, sizeof(n));
-    return n;
-}
-
-static const char *node_key(mnode *nd)
-{
-    return (const char *)node_tail(nd) + TAIL_BYTES;
-}
-
-static lru_links *node_links(mnode *nd)
-{
-    return (lru_links *)(void *)nd - 1;
-}
-
-/* Bytes allocated before the node: its LRU links when the shard keeps them. */
-static size_t node_prefix(const shard *s)
-{
-    return s->lru ? sizeof(lru_links) : 0;
-}
+/* ---- nodes (the shard and node layouts are in memory_int.h) ------------- */
 
 static mnode *node_new(const shard *s, uint64_t h, uint32_t sig, unsigned logmask,
                        const char *key, size_t key_len)
@@ -268,14 +100,6 @@ static uint32_t idle_encode(int64_t at_ms)
     return q >= (int64_t)UINT32_MAX ? UINT32_MAX : (uint32_t)q;
 }
 
-/* True when every cell of nd is idle at now (never true too early). */
-static bool node_idle(const mnode *nd, int64_t now)
-{
-    if (now < 0 || nd->idle_at == UINT32_MAX)
-        return false;
-    return now >= (int64_t)nd->idle_at * IDLE_UNIT_MS;
-}
-
 /* ---- exact LRU (max_keys given) ------------------------------------------ */
 
 static void lru_unlink(shard *s, mnode *nd)
@@ -305,39 +129,6 @@ static void lru_push_head(shard *s, mnode *nd)
 }
 
 /* ---- the hash table of a shard ------------------------------------------- */
-
-static uint64_t key_hash(const char *key, size_t len)
-{
-    return sluice__siphash(sluice__hash_key(), key, len);
-}
-
-/* Tag bits 32..47 of the hash: the shard takes the top bits, the slot the
- * low ones. */
-static uint64_t slot_tag(uint64_t h)
-{
-    return (h >> 32) & 0xffff;
-}
-
-static uint64_t slot_make(const mnode *nd, uint64_t h)
-{
-    return slot_tag(h) << PTR_BITS | (uint64_t)(uintptr_t)nd;
-}
-
-static mnode *slot_node(uint64_t e)
-{
-    return (mnode *)(uintptr_t)(e & PTR_MASK);
-}
-
-static bool slot_live(uint64_t e)
-{
-    return e > SLOT_TOMB;
-}
-
-/* Where an entry is: table and slot. */
-typedef struct where {
-    int t;
-    size_t pos;
-} where;
 
 /* The node with this key, or NULL; *w is set when found.  While a rehash
  * runs, a key is in exactly one of the two tables. */
@@ -623,6 +414,17 @@ static void evict_sampled(shard *s)
         node_remove_at(s, best);
 }
 
+/* For memory_open.c: close() and the invariant check. */
+void sluice__mem_node_free(const shard *s, mnode *nd)
+{
+    node_free(s, nd);
+}
+
+mnode *sluice__mem_find(shard *s, uint64_t h, const char *key, size_t len, where *w)
+{
+    return table_find(s, h, key, len, w);
+}
+
 /* ---- decisions ----------------------------------------------------------- */
 
 /* 64-bit finaliser of splitmix64: every input bit moves about half the output. */
@@ -819,187 +621,6 @@ static int mem_decide(void *impl, const sluice__op *op, sluice_decision *out, sl
     shard_unlock(s);
     if (rc == SLUICE_ENOMEM)
         return mem_error(err, rc, "memory store: out of memory");
-    return rc;
-}
-
-/* ---- open, close, keys --------------------------------------------------- */
-
-static int parse_count(const char *s, unsigned long long lo, unsigned long long hi,
-                       unsigned long long *v)
-{
-    unsigned long long x = 0;
-    if (!*s)
-        return -1;
-    for (; *s; s++) {
-        if (*s < '0' || *s > '9' || x > hi)
-            return -1;
-        x = x * 10 + (unsigned long long)(*s - '0');
-    }
-    if (x < lo || x > hi)
-        return -1;
-    *v = x;
-    return 0;
-}
-
-/* Checks that every query parameter is one memory:// knows. */
-static int check_params(const sluice__url *url, sluice_error *err)
-{
-    const char *q = url->query ? url->query : "";
-    while (*q) {
-        size_t n = strcspn(q, "&"), k = strcspn(q, "=&");
-        if (!((k == 8 && memcmp(q, "max_keys", 8) == 0) || (k == 6 && memcmp(q, "shards", 6) == 0)))
-            return mem_error(err, SLUICE_EURL,
-                             "store URL: unknown memory:// parameter '%.*s' "
-                             "(known: max_keys, shards)",
-                             (int)(k > 64 ? 64 : k), q);
-        q += n;
-        if (*q == '&')
-            q++;
-    }
-    return 0;
-}
-
-static int memory_open(sluice__memstore **out, const sluice__url *url,
-                       unsigned long long default_cap, sluice_error *err)
-{
-    *out = NULL;
-    unsigned long long max_keys = default_cap, nshards = DEFAULT_SHARDS;
-    bool exact_lru = false;
-    char buf[32];
-    if (url) {
-        int rc = check_params(url, err);
-        if (rc)
-            return rc;
-        if (url->query && strstr(url->query, "max_keys") &&
-            (sluice__url_param(url, "max_keys", buf, sizeof(buf)) != 0 ||
-             parse_count(buf, 1, MAX_MAX_KEYS, &max_keys) != 0))
-            return mem_error(err, SLUICE_EURL,
-                             "store URL: max_keys must be a whole number in 1..%llu", MAX_MAX_KEYS);
-        exact_lru = url->query && strstr(url->query, "max_keys") != NULL;
-        if (url->query && strstr(url->query, "shards") &&
-            (sluice__url_param(url, "shards", buf, sizeof(buf)) != 0 ||
-             parse_count(buf, 1, MAX_SHARDS, &nshards) != 0 || (nshards & (nshards - 1))))
-            return mem_error(err, SLUICE_EURL, "store URL: shards must be a power of two in 1..%d",
-                             MAX_SHARDS);
-    }
-    /* Each shard gets at least 1024 keys of max_keys, so that eviction, which
-     * is per shard, stays close to a global LRU for small bounds. */
-    while (nshards > 1 && max_keys / nshards < 1024)
-        nshards /= 2;
-
-    sluice__memstore *m = sluice__calloc(1, sizeof(*m));
-    if (!m)
-        return mem_error(err, SLUICE_ENOMEM, "memory store: out of memory");
-    m->raw = sluice__calloc(1, (size_t)nshards * SHARD_SIZE + 63);
-    if (!m->raw) {
-        sluice__free(m);
-        return mem_error(err, SLUICE_ENOMEM, "memory store: out of memory");
-    }
-    m->shards = (unsigned char *)(((uintptr_t)m->raw + 63) & ~(uintptr_t)63);
-    m->nshards = (int)nshards;
-    int bits = 0;
-    while ((1ULL << bits) < nshards)
-        bits++;
-    m->shard_shift = 64 - bits;
-    m->max_keys = (size_t)max_keys;
-    for (int i = 0; i < m->nshards; i++) {
-        shard *s = shard_at(m, i);
-        atomic_init(&s->lock, 0);
-        atomic_init(&s->hint_tab, 0);
-        atomic_init(&s->hint_mask, 0);
-        s->cap = (size_t)(max_keys / nshards) + ((unsigned long long)i < max_keys % nshards);
-        s->lru = exact_lru;
-    }
-    (void)sluice__hash_key(); /* draw the key now, not in the first decision */
-    *out = m;
-    return 0;
-}
-
-int sluice__memory_open(sluice__memstore **out, const sluice__url *url, sluice_error *err)
-{
-    return memory_open(out, url, DEFAULT_MAX_KEYS, err);
-}
-
-int sluice__memory_open_capped(sluice__memstore **out, const sluice__url *url,
-                               unsigned long long cap, sluice_error *err)
-{
-    if (cap < 1 || cap > MAX_MAX_KEYS) {
-        *out = NULL;
-        return mem_error(err, SLUICE_EINVAL, "memory store: bound out of 1..%llu", MAX_MAX_KEYS);
-    }
-    return memory_open(out, url, cap, err);
-}
-
-void sluice__memory_close(sluice__memstore *m)
-{
-    if (!m)
-        return;
-    for (int i = 0; i < m->nshards; i++) {
-        shard *s = shard_at(m, i);
-        for (int t = 0; t < 2; t++) {
-            for (size_t b = 0; s->tab[t] && b <= s->mask[t]; b++) {
-                if (slot_live(s->tab[t][b]))
-                    node_free(s, slot_node(s->tab[t][b]));
-            }
-        }
-        sluice__free(s->tab[0]);
-        sluice__free(s->tab[1]);
-    }
-    sluice__free(m->raw);
-    sluice__free(m);
-}
-
-size_t sluice__memory_keys(sluice__memstore *m)
-{
-    size_t n = 0;
-    if (!m)
-        return 0;
-    for (int i = 0; i < m->nshards; i++) {
-        shard *s = shard_at(m, i);
-        shard_lock(s);
-        n += s->count;
-        shard_unlock(s);
-    }
-    return n;
-}
-
-/* Checks one table of a locked shard: its entries are found by a search for
- * their own key, there, and it holds the tombstones it counts and an empty
- * slot; adds its live entries to *live. */
-static int table_check(shard *s, int t, size_t *live)
-{
-    size_t tombs = 0, empty = 0;
-    for (size_t i = 0; i <= s->mask[t]; i++) {
-        uint64_t e = s->tab[t][i];
-        empty += e == SLOT_EMPTY;
-        tombs += e == SLOT_TOMB;
-        if (!slot_live(e))
-            continue;
-        mnode *nd = slot_node(e);
-        where w;
-        if (slot_tag(nd->hash) != e >> PTR_BITS ||
-            table_find(s, nd->hash, node_key(nd), node_keylen(nd), &w) != nd || w.t != t ||
-            w.pos != i)
-            return -1;
-        ++*live;
-    }
-    return tombs == s->tombs[t] && empty > 0 ? 0 : -1;
-}
-
-int sluice__memory_check(sluice__memstore *m)
-{
-    int rc = 0;
-    for (int i = 0; m && i < m->nshards && rc == 0; i++) {
-        shard *s = shard_at(m, i);
-        shard_lock(s);
-        size_t live = 0;
-        for (int t = 0; t < 2 && rc == 0; t++)
-            if (s->tab[t])
-                rc = table_check(s, t, &live);
-        if (rc == 0 && live != s->count)
-            rc = -1;
-        shard_unlock(s);
-    }
     return rc;
 }
 
