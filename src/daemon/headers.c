@@ -12,12 +12,12 @@
  * omitted when the request can never pass (retry_after_ms = -1) and for
  * shadow rules (which never deny).
  */
-#include <event2/http.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
 
 #include "daemon.h"
+#include "http.h"
 #include "policy/policy.h"
 
 static int64_t ceil_s(int64_t ms)
@@ -131,26 +131,26 @@ static const char *i64s(char *v, size_t size, int64_t x)
     return v;
 }
 
-void sluiced_headers_add(struct evkeyvalq *out, int mode, const char *rule,
+void sluiced_headers_add(sluiced_http_reply *out, int mode, const char *rule,
                          const sluice_decision *d)
 {
     char v[1024];
     if (d->nlimits <= 0)
         return;
     if (mode & SLUICE_HEADERS_LEGACY) {
-        evhttp_add_header(out, "X-RateLimit-Limit", i64s(v, sizeof(v), d->limit));
-        evhttp_add_header(out, "X-RateLimit-Remaining",
+        sluiced_http_reply_header(out, "X-RateLimit-Limit", i64s(v, sizeof(v), d->limit));
+        sluiced_http_reply_header(out, "X-RateLimit-Remaining",
                           i64s(v, sizeof(v), d->remaining < 0 ? 0 : d->remaining));
         int64_t reset_ms = d->now_ms + (d->reset_after_ms > 0 ? d->reset_after_ms : 0);
-        evhttp_add_header(out, "X-RateLimit-Reset", i64s(v, sizeof(v), ceil_s(reset_ms)));
+        sluiced_http_reply_header(out, "X-RateLimit-Reset", i64s(v, sizeof(v), ceil_s(reset_ms)));
     }
     if (!d->allowed && d->retry_after_ms >= 0 && mode != SLUICE_HEADERS_NONE) {
-        evhttp_add_header(out, "Retry-After", i64s(v, sizeof(v), ceil_s(d->retry_after_ms)));
+        sluiced_http_reply_header(out, "Retry-After", i64s(v, sizeof(v), ceil_s(d->retry_after_ms)));
     }
     if (mode & SLUICE_HEADERS_IETF) {
         if (sluiced_header_policy(v, sizeof(v), rule, d) > 0)
-            evhttp_add_header(out, "RateLimit-Policy", v);
+            sluiced_http_reply_header(out, "RateLimit-Policy", v);
         if (sluiced_header_ratelimit(v, sizeof(v), rule, d) > 0)
-            evhttp_add_header(out, "RateLimit", v);
+            sluiced_http_reply_header(out, "RateLimit", v);
     }
 }
