@@ -88,8 +88,7 @@ static void client_ip(const sluice_config *cfg, const sluiced_http_request *req,
 }
 
 /* Identifiers: 1..SLUICE_KEY_MAX bytes, no control bytes (JSON already made them UTF-8). */
-static int key_ok_or_reply(sluiced_worker *w, sluiced_http_reply *rp, const char *key,
-                           size_t len)
+static int key_ok_or_reply(sluiced_worker *w, sluiced_http_reply *rp, const char *key, size_t len)
 {
     const char *why = NULL;
     if (len == 0)
@@ -159,8 +158,7 @@ void sluiced_handle_check(sluiced_worker *w, sluiced_http_request *req)
         return;
     }
     json_error_t jerr;
-    json_t *body = json_loadb(req->body, n,
-                              JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
+    json_t *body = json_loadb(req->body, n, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
     if (!body) {
         char msg[200];
         snprintf(msg, sizeof(msg), "invalid JSON at byte %d: %s", jerr.position, jerr.text);

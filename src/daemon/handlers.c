@@ -62,8 +62,8 @@ void sluiced_reply_json(sluiced_worker *w, sluiced_http_reply *rp, int status, j
     free(big);
 }
 
-void sluiced_reply_error(sluiced_worker *w, sluiced_http_reply *rp, int status,
-                         const char *code, const char *msg)
+void sluiced_reply_error(sluiced_worker *w, sluiced_http_reply *rp, int status, const char *code,
+                         const char *msg)
 {
     json_t *j = json_pack("{s:s, s:s}", "error", code, "message", msg);
     if (status == 408 || status == 413 || status == 431)
@@ -303,8 +303,8 @@ static int method_ok_or_reply(sluiced_worker *w, sluiced_http_request *req, int 
     return -1;
 }
 
-#define ANY_METHOD                                                                             \
-    (SLUICED_M_GET | SLUICED_M_POST | SLUICED_M_HEAD | SLUICED_M_PUT | SLUICED_M_DELETE |      \
+#define ANY_METHOD                                                                                 \
+    (SLUICED_M_GET | SLUICED_M_POST | SLUICED_M_HEAD | SLUICED_M_PUT | SLUICED_M_DELETE |          \
      SLUICED_M_OPTIONS | SLUICED_M_PATCH)
 
 void sluiced_handle(sluiced_http_request *req, void *arg)
@@ -314,8 +314,8 @@ void sluiced_handle(sluiced_http_request *req, void *arg)
     atomic_fetch_add(&w->inflight, 1);
     const char *path = req->path;
     if (strcmp(path, "/v1/authorize") == 0 || strncmp(path, "/v1/authorize/", 14) == 0) {
-        if (method_ok_or_reply(w, req, ANY_METHOD, "GET, HEAD, POST, PUT, DELETE, OPTIONS, PATCH") ==
-            0)
+        if (method_ok_or_reply(w, req, ANY_METHOD,
+                               "GET, HEAD, POST, PUT, DELETE, OPTIONS, PATCH") == 0)
             sluiced_handle_authorize(w, req);
     } else if (strcmp(path, "/v1/check") == 0) {
         if (method_ok_or_reply(w, req, SLUICED_M_POST, "POST") == 0)

@@ -19,7 +19,7 @@ enum { EP_CHECK, EP_AUTHORIZE };
 typedef struct rq {
     sluiced_worker *w;
     sluiced_http_reply *rp; /* the reply slot, until answered */
-    sluiced_cfg *cfg; /* a reference held until the reply */
+    sluiced_cfg *cfg;       /* a reference held until the reply */
     int endpoint;
     int64_t t0_us;
     bool shape; /* /v1/authorize: hold a leaky-bucket 200 for delay_ms */

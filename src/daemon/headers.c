@@ -140,12 +140,13 @@ void sluiced_headers_add(sluiced_http_reply *out, int mode, const char *rule,
     if (mode & SLUICE_HEADERS_LEGACY) {
         sluiced_http_reply_header(out, "X-RateLimit-Limit", i64s(v, sizeof(v), d->limit));
         sluiced_http_reply_header(out, "X-RateLimit-Remaining",
-                          i64s(v, sizeof(v), d->remaining < 0 ? 0 : d->remaining));
+                                  i64s(v, sizeof(v), d->remaining < 0 ? 0 : d->remaining));
         int64_t reset_ms = d->now_ms + (d->reset_after_ms > 0 ? d->reset_after_ms : 0);
         sluiced_http_reply_header(out, "X-RateLimit-Reset", i64s(v, sizeof(v), ceil_s(reset_ms)));
     }
     if (!d->allowed && d->retry_after_ms >= 0 && mode != SLUICE_HEADERS_NONE) {
-        sluiced_http_reply_header(out, "Retry-After", i64s(v, sizeof(v), ceil_s(d->retry_after_ms)));
+        sluiced_http_reply_header(out, "Retry-After",
+                                  i64s(v, sizeof(v), ceil_s(d->retry_after_ms)));
     }
     if (mode & SLUICE_HEADERS_IETF) {
         if (sluiced_header_policy(v, sizeof(v), rule, d) > 0)

@@ -25,12 +25,12 @@ struct event_base;
 
 /* ---- limits ---------------------------------------------------------------- */
 
-#define SLUICED_HTTP_MAX_FIELDS 100     /* header fields of a request: 431 above */
-#define SLUICED_HTTP_MAX_HEAD 16384     /* request line + headers, bytes: 431 above */
-#define SLUICED_HTTP_MAX_BODY 65536     /* body bytes (after de-chunking): 413 above */
-#define SLUICED_HTTP_MAX_PIPELINE 32    /* requests of one connection awaiting replies */
-#define SLUICED_HTTP_MAX_OUTPUT 262144  /* unsent reply bytes before reading pauses */
-#define SLUICED_HTTP_LINGER_MS 2000     /* after a closing reply: discard input this long */
+#define SLUICED_HTTP_MAX_FIELDS 100    /* header fields of a request: 431 above */
+#define SLUICED_HTTP_MAX_HEAD 16384    /* request line + headers, bytes: 431 above */
+#define SLUICED_HTTP_MAX_BODY 65536    /* body bytes (after de-chunking): 413 above */
+#define SLUICED_HTTP_MAX_PIPELINE 32   /* requests of one connection awaiting replies */
+#define SLUICED_HTTP_MAX_OUTPUT 262144 /* unsent reply bytes before reading pauses */
+#define SLUICED_HTTP_LINGER_MS 2000    /* after a closing reply: discard input this long */
 
 /* Method bits (requests with other methods are SLUICED_M_OTHER). */
 enum {
@@ -67,9 +67,9 @@ typedef struct sluiced_http_request {
     const char *query;       /* after '?', or NULL */
     const char *body;        /* de-chunked; body_len bytes, not NUL-terminated */
     size_t body_len;
-    const char *peer;       /* client address text ("" if unknown) */
-    char *base;             /* start of the message in the read buffer */
-    int nfields;            /* header fields */
+    const char *peer; /* client address text ("" if unknown) */
+    char *base;       /* start of the message in the read buffer */
+    int nfields;      /* header fields */
     sluiced_http_span name[SLUICED_HTTP_MAX_FIELDS];
     sluiced_http_span value[SLUICED_HTTP_MAX_FIELDS];
     sluiced_http_reply *reply; /* answer through this, exactly once */

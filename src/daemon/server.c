@@ -9,9 +9,9 @@
  * SIGTERM: stop accepting, finish in-flight requests, stop.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <event2/event.h>
 #include <event2/thread.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -72,16 +72,15 @@ static void on_accept(evutil_socket_t lfd, short what, void *arg)
         int fd = accept4(lfd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
             if (errno == EMFILE || errno == ENFILE)
-                sluiced_log(SLUICED_LOG_WARN, "accept_failed", "worker=%d reason=\"%s\"",
-                            w->id, strerror(errno));
+                sluiced_log(SLUICED_LOG_WARN, "accept_failed", "worker=%d reason=\"%s\"", w->id,
+                            strerror(errno));
             return; /* EAGAIN: another worker took it, or none left */
         }
         int n = sluiced_http_ctx_count(wi->http);
         bool reject = n >= max_conns_per_worker || w->draining;
         if (reject)
             sluiced_log(SLUICED_LOG_WARN, "connection_rejected",
-                        "worker=%d connections=%d limit=%d", w->id, n + 1,
-                        max_conns_per_worker);
+                        "worker=%d connections=%d limit=%d", w->id, n + 1, max_conns_per_worker);
         sluiced_http_accept(wi->http, fd, (struct sockaddr *)&ss, len, reject);
         if (sluiced_http_ctx_count(wi->http) >= max_conns_per_worker)
             set_listening(w, false);
