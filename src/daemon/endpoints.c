@@ -39,6 +39,15 @@ static const char *json_header_fn(void *ctx, const char *name)
     return NULL;
 }
 
+/* Copies s into out (size > 0), truncated to fit. */
+static void copy_str(char *out, size_t size, const char *s, size_t n)
+{
+    if (n >= size)
+        n = size - 1;
+    memcpy(out, s, n);
+    out[n] = '\0';
+}
+
 static bool valid_ip(const char *s)
 {
     unsigned char buf[16];
@@ -59,7 +68,7 @@ static void client_ip(const sluice_config *cfg, const sluiced_http_request *req,
         return;
     if (strncmp(addr, "::ffff:", 7) == 0 && strchr(addr + 7, '.'))
         addr += 7;
-    snprintf(out, size, "%s", addr);
+    copy_str(out, size, addr, strlen(addr));
     const char *xff = sluiced_http_header(req, "X-Forwarded-For");
     if (!xff || !sluice__config_trusted(cfg, out))
         return;
@@ -80,7 +89,7 @@ static void client_ip(const sluice_config *cfg, const sluiced_http_request *req,
         hop[b - a] = '\0';
         if (!valid_ip(hop))
             return;
-        snprintf(out, size, "%s", hop);
+        copy_str(out, size, hop, (size_t)(b - a));
         if (!sluice__config_trusted(cfg, hop))
             return;
         end = start > xff ? start - 1 : xff;

@@ -129,6 +129,10 @@ void sluiced_http_reply_release(sluiced_http_reply *rp);
  */
 void sluiced_http_reply_header(sluiced_http_reply *rp, const char *name, const char *value);
 
+/** sluiced_http_reply_header() with the lengths known (no NULs needed). */
+void sluiced_http_reply_header_n(sluiced_http_reply *rp, const char *name, size_t n,
+                                 const char *value, size_t v);
+
 /**
  * Finishes rp with status, Content-Type (unless a header added one; NULL:
  * application/json), Date (HTTP/1.1), Content-Length, Connection and the
@@ -189,10 +193,12 @@ int sluiced_http_accept(sluiced_http_ctx *ctx, int fd, const struct sockaddr *pe
                         socklen_t peer_len, bool reject);
 
 /**
- * Applies the timeouts at now_us: 408 for a request not complete within
- * request_timeout_ms of its first byte, close for idle or stalled
- * connections and for lingering closes past their time.  Call about every
- * 100 ms.
+ * Applies the timeouts at now_us (sluiced_now_us()): 408 for a request not
+ * complete within request_timeout_ms of its first byte, close for idle or
+ * stalled connections and for lingering closes past their time.  Call
+ * about every 100 ms.  now_us also becomes the clock the connections stamp
+ * their events with until the next sweep, so no request reads the clock
+ * for its timeouts; they are exact to one sweep interval.
  */
 void sluiced_http_sweep(sluiced_http_ctx *ctx, int64_t now_us);
 

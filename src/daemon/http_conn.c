@@ -120,7 +120,7 @@ static void conn_linger(sluiced_conn *c)
         return;
     }
     c->lingering = true;
-    c->linger_until_us = sluiced_now_us() + (int64_t)SLUICED_HTTP_LINGER_MS * 1000;
+    c->linger_until_us = c->ctx->now_us + (int64_t)SLUICED_HTTP_LINGER_MS * 1000;
     if (!c->reading && event_add(c->rev, NULL) == 0)
         c->reading = true;
 }
@@ -206,7 +206,7 @@ static int conn_flush(sluiced_conn *c)
         conn_close(c);
         return 0;
     }
-    c->active_us = sluiced_now_us();
+    c->active_us = c->ctx->now_us;
     c->out_pending -= (size_t)n;
     int freed = 0;
     size_t left = (size_t)n;
@@ -273,7 +273,7 @@ static void conn_run(sluiced_conn *c)
         return;
     }
     if (c->in_msg && c->nq == 0 && c->req_start_us == 0)
-        c->req_start_us = sluiced_now_us();
+        c->req_start_us = c->ctx->now_us;
     bool want_read = !c->eof && !sluiced__conn_blocked(c) && !c->stop_parsing;
     if (want_read && !c->reading && event_add(c->rev, NULL) == 0)
         c->reading = true;
@@ -312,7 +312,7 @@ static void on_readable(evutil_socket_t fd, short what, void *arg)
     ssize_t n = recv(c->fd, c->rbuf + c->rlen, c->rcap - c->rlen, 0);
     if (n > 0) {
         c->rlen += (uint32_t)n;
-        c->active_us = sluiced_now_us();
+        c->active_us = c->ctx->now_us;
     } else if (n == 0) {
         c->eof = true;
     } else if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
@@ -349,6 +349,7 @@ sluiced_http_ctx *sluiced_http_ctx_new(struct event_base *base, const sluiced_ht
     ctx->base = base;
     ctx->cfg = *cfg;
     ctx->head.next = ctx->head.prev = &ctx->head;
+    ctx->now_us = sluiced_now_us();
     return ctx;
 }
 
@@ -414,7 +415,7 @@ int sluiced_http_accept(sluiced_http_ctx *ctx, int fd, const struct sockaddr *pe
     /* Replies are whole; never hold one back for Nagle. */
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    c->active_us = sluiced_now_us();
+    c->active_us = c->ctx->now_us;
     c->next = ctx->head.next;
     c->prev = &ctx->head;
     ctx->head.next->prev = c;
@@ -434,6 +435,7 @@ void sluiced_http_sweep(sluiced_http_ctx *ctx, int64_t now_us)
 {
     int64_t req_us = (int64_t)ctx->cfg.request_timeout_ms * 1000;
     int64_t idle_us = (int64_t)ctx->cfg.idle_timeout_s * 1000000;
+    ctx->now_us = now_us;
     for (sluiced_conn *c = ctx->head.next, *next; c != &ctx->head; c = next) {
         next = c->next;
         if (c->closed)

@@ -53,6 +53,7 @@ struct sluiced_http_ctx {
     sluiced_http_cfg cfg;
     sluiced_conn head; /* circular list */
     int nopen;
+    int64_t now_us; /* coarse clock for timeouts: set by each sweep (~100 ms) */
 };
 
 /** Queues a new reply slot at the tail (a closing one stops parsing). */

@@ -165,7 +165,7 @@ static void msg_begin(sluiced_conn *c)
     c->perr = 0;
     c->headers_done = c->keep_alive = c->expect_continue = false;
     if (c->nq == 0 && c->req_start_us == 0)
-        c->req_start_us = sluiced_now_us();
+        c->req_start_us = c->ctx->now_us;
 }
 
 /* A whole request: terminate its strings in place and hand it over. */

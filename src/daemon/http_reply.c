@@ -134,7 +134,12 @@ static void put_u64(sluiced_http_reply *rp, uint64_t v)
 
 void sluiced_http_reply_header(sluiced_http_reply *rp, const char *name, const char *value)
 {
-    size_t n = strlen(name), v = strlen(value);
+    sluiced_http_reply_header_n(rp, name, strlen(name), value, strlen(value));
+}
+
+void sluiced_http_reply_header_n(sluiced_http_reply *rp, const char *name, size_t n,
+                                 const char *value, size_t v)
+{
     room(rp, n + v + 4);
     char *p = rp->buf + rp->len;
     memcpy(p, name, n);
