@@ -268,6 +268,17 @@ int sluiced__conn_room(sluiced_conn *c)
     }
     if (c->rcap - c->rlen >= 512 || (c->rlen < c->rcap && c->rcap == RBUF_MAX))
         return 0;
+    /* Chunk framing the parser consumed after the body's pieces is dead:
+     * squeeze it out, so a body in small chunks needs no more room than
+     * its bytes (the next piece lands right after the body, contiguous). */
+    if (c->in_msg && c->headers_done && c->body.len > 0) {
+        uint32_t end = c->mbase + c->body.off + c->body.len;
+        if (end < c->rpos) {
+            memmove(c->rbuf + end, c->rbuf + c->rpos, c->rlen - c->rpos);
+            c->rlen -= c->rpos - end;
+            c->rpos = end;
+        }
+    }
     uint32_t keep = c->in_msg ? c->mbase : c->rpos;
     if (keep > 0) {
         memmove(c->rbuf, c->rbuf + keep, c->rlen - keep);
