@@ -71,9 +71,13 @@ static void on_accept(evutil_socket_t lfd, short what, void *arg)
         socklen_t len = sizeof(ss);
         int fd = accept4(lfd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
-            if (errno == EMFILE || errno == ENFILE)
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+                /* The pending connection stays readable: pause accepting
+                 * (the sweep resumes it) instead of spinning on it. */
                 sluiced_log(SLUICED_LOG_WARN, "accept_failed", "worker=%d reason=\"%s\"", w->id,
                             strerror(errno));
+                set_listening(w, false);
+            }
             return; /* EAGAIN: another worker took it, or none left */
         }
         int n = sluiced_http_ctx_count(wi->http);
@@ -103,6 +107,8 @@ static void on_sweep(evutil_socket_t fd, short what, void *arg)
     wimpl *wi = w->impl;
     int64_t now = sluiced_now_us();
     sluiced_http_sweep(wi->http, now);
+    if (!w->draining && sluiced_http_ctx_count(wi->http) < max_conns_per_worker)
+        set_listening(w, true); /* again, after a failed accept */
     if (atomic_load(&stopping) && !w->draining) {
         w->draining = true;
         set_listening(w, false);
