@@ -23,6 +23,10 @@
 
 enum { CB_NONE, CB_FIELD, CB_VALUE };
 
+/* The limits docs/http-api.md states, kept in one place with daemon.h's. */
+_Static_assert(SLUICED_HTTP_MAX_HEAD == SLUICED_MAX_HEADERS_SIZE, "header limit");
+_Static_assert(SLUICED_HTTP_MAX_BODY == SLUICED_MAX_BODY_SIZE, "body limit");
+
 /* ---- parser callbacks ---------------------------------------------------- */
 
 static sluiced_conn *conn_of(http_parser *p)
