@@ -19,7 +19,10 @@
 # ceiling is `sluice bench` against the same redis-server.
 #
 # Knobs: SLUICE_BENCH_HTTP_SECONDS (per run, default 5), SLUICE_BENCH_HTTP_REPEAT
-# (peak = best of N runs, default 3), BUILD (default build).
+# (peak = best of N runs, default 3), BUILD (default build),
+# SLUICE_BENCH_HTTP_CALLGRIND=1 (also count the user-space instructions per
+# request of nginx limit_req and sluiced /v1/authorize on memory:// under
+# callgrind: steady figures on a machine shared with other work; needs valgrind).
 # Prints tables; never fails on a number.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -240,4 +243,57 @@ if [ -x "$SLUICE" ]; then
   fi
 else
   echo "skipped: $SLUICE not built"
+fi
+
+# User-space instructions per request under callgrind (counted only while
+# wrk runs, after a warm-up): independent of what else runs on the machine.
+if [ "${SLUICE_BENCH_HTTP_CALLGRIND:-0}" = 1 ]; then
+  echo
+  if ! command -v valgrind >/dev/null || ! command -v callgrind_control >/dev/null; then
+    echo "callgrind: skipped (valgrind not installed)"
+    exit 0
+  fi
+  echo "user-space instructions per request (callgrind, wrk -t1 -c8, 4 s after a 1 s warm-up; 1 worker):"
+  cg_count() { # LABEL PORT SCRIPT CMD...
+    local label=$1 port=$2 script=$3; shift 3
+    valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$tmp/cg.out" "$@" \
+      > "$tmp/cg.log" 2>&1 &
+    local vp=$!
+    wait_port "$port" || { echo "$label: did not start"; kill "$vp" 2>/dev/null; return; }
+    wrk -t1 -c8 -d1s -s "$script" "http://127.0.0.1:$port/" -- 0 > /dev/null 2>&1
+    callgrind_control -i on "$vp" > /dev/null 2>&1
+    wrk -t1 -c8 -d4s -s "$script" "http://127.0.0.1:$port/" -- 0 > "$tmp/wrk.cg" 2>&1
+    callgrind_control -i off "$vp" > /dev/null 2>&1
+    kill "$vp"; wait "$vp" 2>/dev/null
+    local n ir
+    n=$(awk '/requests in/ {print $1}' "$tmp/wrk.cg")
+    ir=$(awk '/^totals:/ {print $2}' "$tmp/cg.out")
+    awk -v l="$label" -v n="${n:-0}" -v ir="${ir:-0}" \
+      'BEGIN { if (n > 0) printf "  %-34s %8.0f\n", l, ir / n; else printf "  %-34s -\n", l }'
+    rm -f "$tmp/cg.out"
+  }
+  nport=$(free_port)
+  mkdir -p "$tmp/ngcg"
+  cat > "$tmp/ngcg/nginx.conf" <<EOF
+worker_processes 1;
+daemon off;
+master_process off;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  keepalive_requests 1000000;
+  limit_req_zone \$http_x_api_key zone=k:64m rate=100r/s;
+  limit_req_status 429;
+  server {
+    listen 127.0.0.1:$nport;
+    location / { limit_req zone=k burst=100 nodelay; return 200; }
+  }
+}
+EOF
+  cg_count "nginx limit_req" "$nport" "$tmp/nginx.lua" \
+    nginx -p "$tmp/ngcg" -e "$tmp/ngcg/error.log" -c "$tmp/ngcg/nginx.conf" -g "pid $tmp/ngcg/nginx.pid;"
+  sport=$(free_port)
+  cg_count "sluiced /v1/authorize memory" "$sport" "$tmp/authorize.lua" \
+    "$SLUICED" --config "$tmp/sluice.yaml" --listen "127.0.0.1:$sport" --store memory:// \
+    --workers 1 --log-level warn
 fi

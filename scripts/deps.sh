@@ -7,7 +7,7 @@
 #   scripts/deps.sh bench    + wrk, redis-tools
 set -euo pipefail
 
-build=(build-essential cmake pkg-config libhiredis-dev libevent-dev libyaml-dev libjansson-dev)
+build=(build-essential cmake pkg-config libhiredis-dev libevent-dev libhttp-parser-dev libyaml-dev libjansson-dev)
 test=(redis-server redis-tools redis-sentinel nginx-light curl python3 python3-yaml)
 bench=(wrk redis-tools)
 

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * daemon.h - the internal seams of sluiced: the shared config reference
- * (reload.c), the worker threads and their HTTP servers (server.c), the
+ * (reload.c), the worker threads and their HTTP servers (server.c, http*.c), the
  * endpoint handlers (handlers.c), the rate-limit header builders
  * (headers.c), the Prometheus counters (metrics.c) and the one-line logger
  * (log.c).  Nothing here is part of libsluice; the daemon may abort on OOM.
@@ -16,10 +16,9 @@
 
 #include "sluice.h"
 
-struct bufferevent;
 struct event_base;
-struct evhttp_request;
-struct evkeyvalq;
+struct sluiced_http_reply;
+struct sluiced_http_request;
 
 /* ---- limits of the HTTP server ------------------------------------------ */
 
@@ -31,7 +30,7 @@ struct evkeyvalq;
 #define SLUICED_DRAIN_TIMEOUT_MS 10000   /* SIGTERM: longest wait for in-flight requests */
 #define SLUICED_MAX_WORKERS 256
 
-/* ---- alloc.c: per-thread caching allocator (libevent, jansson) ----------- */
+/* ---- alloc.c: per-thread caching allocator (libevent, jansson, HTTP) ------- */
 
 /** malloc/realloc/free with per-thread free lists for blocks up to 4 KiB. */
 void *sluiced_malloc(size_t n);
@@ -135,10 +134,10 @@ char *sluiced_metrics_render(size_t keys, size_t *len);
 
 /**
  * Adds the rate-limit headers of decision d for rule (per mode, a
- * SLUICE_HEADERS_* value) to out: legacy X-RateLimit-* and Retry-After, and
- * the IETF RateLimit-Policy and RateLimit fields.
+ * SLUICE_HEADERS_* value) to the reply rp: legacy X-RateLimit-* and
+ * Retry-After, and the IETF RateLimit-Policy and RateLimit fields.
  */
-void sluiced_headers_add(struct evkeyvalq *out, int mode, const char *rule,
+void sluiced_headers_add(struct sluiced_http_reply *rp, int mode, const char *rule,
                          const sluice_decision *d);
 
 /** Formats the IETF RateLimit-Policy value into buf. Returns length or -1. */
@@ -188,29 +187,16 @@ void sluiced_server_drain_and_stop(void);
 /** Returns the worker's current config, refreshing it after a reload. */
 sluiced_cfg *sluiced_worker_cfg(sluiced_worker *w);
 
-/**
- * Marks the connection of req busy (a request is being answered), so the
- * slow-client deadline does not apply while sluiced itself is working.
- */
-void sluiced_conn_busy(sluiced_worker *w, struct evhttp_request *req, bool busy);
-
-/**
- * Writes the reply evhttp has just queued on bev now instead of on a later
- * loop turn; once it is all out, runs evhttp's write callback (which may
- * free the connection: the caller holds a reference on bev).
- */
-void sluiced_conn_flush(sluiced_worker *w, struct bufferevent *bev);
-
 /* ---- handlers.c -------------------------------------------------------------- */
 
-/** The evhttp generic callback; arg is the sluiced_worker. */
-void sluiced_handle(struct evhttp_request *req, void *arg);
+/** Handles one complete request (http_conn.c calls it); arg is the sluiced_worker. */
+void sluiced_handle(struct sluiced_http_request *req, void *arg);
 
 /** Sends a JSON error reply {"error": code, "message": msg} with status. */
-void sluiced_reply_error(sluiced_worker *w, struct evhttp_request *req, int status,
+void sluiced_reply_error(sluiced_worker *w, struct sluiced_http_reply *rp, int status,
                          const char *code, const char *msg);
 
-/** Monotonic clock in microseconds. */
+/** Monotonic clock in microseconds (http_reply.c). */
 int64_t sluiced_now_us(void);
 
 #endif /* SLUICE_DAEMON_H */

@@ -9,9 +9,6 @@
  * themselves, matches, and starts the decision (handlers.c answers it).
  */
 #include <arpa/inet.h>
-#include <event2/buffer.h>
-#include <event2/http.h>
-#include <event2/keyvalq_struct.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,9 +21,9 @@
 
 /* ---- request helpers ------------------------------------------------------ */
 
-static const char *evhttp_header_fn(void *ctx, const char *name)
+static const char *http_header_fn(void *ctx, const char *name)
 {
-    return evhttp_find_header(ctx, name);
+    return sluiced_http_header(ctx, name);
 }
 
 /* Header lookup in a JSON object of strings, case-insensitive. */
@@ -42,6 +39,15 @@ static const char *json_header_fn(void *ctx, const char *name)
     return NULL;
 }
 
+/* Copies s into out (size > 0), truncated to fit. */
+static void copy_str(char *out, size_t size, const char *s, size_t n)
+{
+    if (n >= size)
+        n = size - 1;
+    memcpy(out, s, n);
+    out[n] = '\0';
+}
+
 static bool valid_ip(const char *s)
 {
     unsigned char buf[16];
@@ -53,20 +59,17 @@ static bool valid_ip(const char *s)
  * rightmost X-Forwarded-For entry that is not itself a trusted proxy (an
  * entry that is not an address stops the walk: the hop before it is used).
  */
-static void client_ip(const sluice_config *cfg, struct evhttp_request *req, char *out, size_t size)
+static void client_ip(const sluice_config *cfg, const sluiced_http_request *req, char *out,
+                      size_t size)
 {
-    char *addr = NULL;
-    ev_uint16_t port = 0;
+    const char *addr = req->peer;
     out[0] = '\0';
-    struct evhttp_connection *evcon = evhttp_request_get_connection(req);
-    if (evcon)
-        evhttp_connection_get_peer(evcon, &addr, &port);
-    if (!addr)
+    if (!addr[0])
         return;
     if (strncmp(addr, "::ffff:", 7) == 0 && strchr(addr + 7, '.'))
         addr += 7;
-    snprintf(out, size, "%s", addr);
-    const char *xff = evhttp_find_header(evhttp_request_get_input_headers(req), "X-Forwarded-For");
+    copy_str(out, size, addr, strlen(addr));
+    const char *xff = sluiced_http_header(req, "X-Forwarded-For");
     if (!xff || !sluice__config_trusted(cfg, out))
         return;
     const char *end = xff + strlen(xff);
@@ -86,7 +89,7 @@ static void client_ip(const sluice_config *cfg, struct evhttp_request *req, char
         hop[b - a] = '\0';
         if (!valid_ip(hop))
             return;
-        snprintf(out, size, "%s", hop);
+        copy_str(out, size, hop, (size_t)(b - a));
         if (!sluice__config_trusted(cfg, hop))
             return;
         end = start > xff ? start - 1 : xff;
@@ -94,8 +97,7 @@ static void client_ip(const sluice_config *cfg, struct evhttp_request *req, char
 }
 
 /* Identifiers: 1..SLUICE_KEY_MAX bytes, no control bytes (JSON already made them UTF-8). */
-static int key_ok_or_reply(sluiced_worker *w, struct evhttp_request *req, const char *key,
-                           size_t len)
+static int key_ok_or_reply(sluiced_worker *w, sluiced_http_reply *rp, const char *key, size_t len)
 {
     const char *why = NULL;
     if (len == 0)
@@ -109,13 +111,13 @@ static int key_ok_or_reply(sluiced_worker *w, struct evhttp_request *req, const 
     }
     if (!why)
         return 0;
-    sluiced_reply_error(w, req, 400, "bad_key", why);
+    sluiced_reply_error(w, rp, 400, "bad_key", why);
     return -1;
 }
 
-static bool query_flag(struct evhttp_request *req, const char *name)
+static bool query_flag(const sluiced_http_request *req, const char *name)
 {
-    const char *q = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req));
+    const char *q = req->query;
     size_t nl = strlen(name);
     while (q && *q) {
         const char *amp = strchr(q, '&');
@@ -143,7 +145,7 @@ static int get_string_or_reply(rq *r, json_t *body, const char *name, const char
     if (!json_is_string(v)) {
         char msg[96];
         snprintf(msg, sizeof(msg), "\"%s\" must be a string", name);
-        sluiced_reply_error(r->w, r->req, 400, "bad_type", msg);
+        sluiced_reply_error(r->w, r->rp, 400, "bad_type", msg);
         return -1;
     }
     *out = json_string_value(v);
@@ -152,38 +154,37 @@ static int get_string_or_reply(rq *r, json_t *body, const char *name, const char
     return 0;
 }
 
-void sluiced_handle_check(sluiced_worker *w, struct evhttp_request *req)
+void sluiced_handle_check(sluiced_worker *w, sluiced_http_request *req)
 {
-    struct evbuffer *in = evhttp_request_get_input_buffer(req);
-    size_t n = evbuffer_get_length(in);
+    sluiced_http_reply *rp = req->reply;
+    size_t n = req->body_len;
     if (n > SLUICED_MAX_BODY_SIZE) {
-        sluiced_reply_error(w, req, 413, "body_too_large", "body exceeds 65536 bytes");
+        sluiced_reply_error(w, rp, 413, "body_too_large", "body exceeds 65536 bytes");
         return;
     }
     if (n == 0) {
-        sluiced_reply_error(w, req, 400, "malformed_json", "empty body");
+        sluiced_reply_error(w, rp, 400, "malformed_json", "empty body");
         return;
     }
     json_error_t jerr;
-    json_t *body = json_loadb((const char *)evbuffer_pullup(in, -1), n,
-                              JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
+    json_t *body = json_loadb(req->body, n, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
     if (!body) {
         char msg[200];
         snprintf(msg, sizeof(msg), "invalid JSON at byte %d: %s", jerr.position, jerr.text);
-        sluiced_reply_error(w, req, 400, "malformed_json", msg);
+        sluiced_reply_error(w, rp, 400, "malformed_json", msg);
         return;
     }
-    rq *r = sluiced_rq_new(w, req, EP_CHECK);
+    rq *r = sluiced_rq_new(w, rp, EP_CHECK);
     const sluice_config *cfg = r->cfg->cfg;
     if (!json_is_object(body)) {
-        sluiced_reply_error(w, req, 400, "bad_type", "body must be a JSON object");
+        sluiced_reply_error(w, rp, 400, "bad_type", "body must be a JSON object");
         goto fail;
     }
     int64_t cost = 1;
     json_t *jc = json_object_get(body, "cost");
     if (jc && (!json_is_integer(jc) || json_integer_value(jc) < 0 ||
                json_integer_value(jc) > SLUICE_COST_MAX)) {
-        sluiced_reply_error(w, req, 400, "bad_cost",
+        sluiced_reply_error(w, rp, 400, "bad_cost",
                             "\"cost\" must be an integer from 0 to 1000000000");
         goto fail;
     }
@@ -203,16 +204,16 @@ void sluiced_handle_check(sluiced_worker *w, struct evhttp_request *req)
     int rc;
     if (rule) { /* explicit: rule + key */
         if (!key) {
-            sluiced_reply_error(w, req, 400, "bad_request", "\"rule\" needs \"key\"");
+            sluiced_reply_error(w, rp, 400, "bad_request", "\"rule\" needs \"key\"");
             goto fail;
         }
-        if (key_ok_or_reply(w, req, key, key_len))
+        if (key_ok_or_reply(w, rp, key, key_len))
             goto fail;
         rc = sluice_config_match_rule(cfg, rule, tier, key, key_len, &r->m, &err);
     } else { /* matched: method/path/ip/headers against the rules */
         json_t *hdrs = json_object_get(body, "headers");
         if (hdrs && !json_is_object(hdrs)) {
-            sluiced_reply_error(w, req, 400, "bad_type", "\"headers\" must be an object");
+            sluiced_reply_error(w, rp, 400, "bad_type", "\"headers\" must be an object");
             goto fail;
         }
         const char *k;
@@ -220,18 +221,18 @@ void sluiced_handle_check(sluiced_worker *w, struct evhttp_request *req)
         json_object_foreach(hdrs, k, v)
         {
             if (!json_is_string(v)) {
-                sluiced_reply_error(w, req, 400, "bad_type", "header values must be strings");
+                sluiced_reply_error(w, rp, 400, "bad_type", "header values must be strings");
                 goto fail;
             }
         }
         if (!path) {
             sluiced_reply_error(
-                w, req, 400, "bad_request",
+                w, rp, 400, "bad_request",
                 "give \"rule\" and \"key\", or \"path\" (with method, ip, headers)");
             goto fail;
         }
         if (ip && !valid_ip(ip)) {
-            sluiced_reply_error(w, req, 400, "bad_ip", "\"ip\" is not an IPv4 or IPv6 address");
+            sluiced_reply_error(w, rp, 400, "bad_ip", "\"ip\" is not an IPv4 or IPv6 address");
             goto fail;
         }
         sluice_request sr = {.method = method,
@@ -243,7 +244,7 @@ void sluiced_handle_check(sluiced_worker *w, struct evhttp_request *req)
         rc = sluice_config_match(cfg, &sr, &r->m, &err);
         if (rc == SLUICE_ENORULE) { /* nothing limits this request */
             json_t *j = json_pack("{s:b, s:n, s:n}", "allowed", 1, "rule", "key");
-            sluiced_reply_json(w, req, 200, j, NULL);
+            sluiced_reply_json(w, rp, 200, j, NULL);
             json_decref(j);
             goto done;
         }
@@ -264,50 +265,40 @@ done:
 
 /* ---- /v1/authorize ----------------------------------------------------------------- */
 
-void sluiced_handle_authorize(sluiced_worker *w, struct evhttp_request *req, const char *path)
+void sluiced_handle_authorize(sluiced_worker *w, sluiced_http_request *req)
 {
-    struct evkeyvalq *h = evhttp_request_get_input_headers(req);
-    rq *r = sluiced_rq_new(w, req, EP_AUTHORIZE);
+    sluiced_http_reply *rp = req->reply;
+    const char *path = req->path;
+    rq *r = sluiced_rq_new(w, rp, EP_AUTHORIZE);
     const sluice_config *cfg = r->cfg->cfg;
 
     /* The original request: nginx X-Original-*, Traefik X-Forwarded-*, or
      * Envoy's path_prefix form /v1/authorize/<original path>. */
-    const char *method = evhttp_find_header(h, "X-Original-Method");
+    const char *method = sluiced_http_header(req, "X-Original-Method");
     if (!method)
-        method = evhttp_find_header(h, "X-Forwarded-Method");
-    const char *uri = evhttp_find_header(h, "X-Original-URI");
+        method = sluiced_http_header(req, "X-Forwarded-Method");
+    const char *uri = sluiced_http_header(req, "X-Original-URI");
     if (!uri)
-        uri = evhttp_find_header(h, "X-Forwarded-Uri");
+        uri = sluiced_http_header(req, "X-Forwarded-Uri");
     const char *suffix = path + strlen("/v1/authorize");
     if (!uri && *suffix == '/') {
         uri = suffix;
         if (!method)
-            method = evhttp_request_get_command(req) == EVHTTP_REQ_POST ? "POST" : NULL;
+            method = req->method == SLUICED_M_POST ? "POST" : NULL;
     }
     if (!uri) {
-        sluiced_reply_error(w, req, 400, "missing_original_uri",
+        sluiced_reply_error(w, rp, 400, "missing_original_uri",
                             "send X-Original-URI (nginx) or X-Forwarded-Uri (Traefik)");
         sluiced_rq_free(r);
         return;
     }
-    if (!method) {
-        static const struct {
-            enum evhttp_cmd_type t;
-            const char *s;
-        } cmds[] = {{EVHTTP_REQ_GET, "GET"},       {EVHTTP_REQ_POST, "POST"},
-                    {EVHTTP_REQ_HEAD, "HEAD"},     {EVHTTP_REQ_PUT, "PUT"},
-                    {EVHTTP_REQ_DELETE, "DELETE"}, {EVHTTP_REQ_OPTIONS, "OPTIONS"},
-                    {EVHTTP_REQ_PATCH, "PATCH"}};
-        enum evhttp_cmd_type t = evhttp_request_get_command(req);
-        for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
-            if (cmds[i].t == t)
-                method = cmds[i].s;
-    }
+    if (!method)
+        method = req->method_name;
     /* The rules match the path only: cut the query string. */
     char opath[2048];
     size_t plen = strcspn(uri, "?#");
     if (plen >= sizeof(opath)) {
-        sluiced_reply_error(w, req, 431, "headers_too_large", "original URI is too long");
+        sluiced_reply_error(w, rp, 431, "headers_too_large", "original URI is too long");
         sluiced_rq_free(r);
         return;
     }
@@ -318,12 +309,12 @@ void sluiced_handle_authorize(sluiced_worker *w, struct evhttp_request *req, con
     sluice_request sr = {.method = method,
                          .path = opath,
                          .ip = ip[0] ? ip : NULL,
-                         .header = evhttp_header_fn,
-                         .header_ctx = h};
+                         .header = http_header_fn,
+                         .header_ctx = req};
     sluice_error err = {0};
     int rc = sluice_config_match(cfg, &sr, &r->m, &err);
     if (rc == SLUICE_ENORULE) { /* no rule limits this request */
-        sluiced_reply(w, req, 200, NULL);
+        sluiced_reply(w, rp, 200, NULL, NULL, 0);
         sluiced_rq_free(r);
         return;
     }

@@ -11,13 +11,12 @@
  *
  * Every request is answered exactly once through sluiced_reply(), which
  * also keeps the worker's in-flight count that the SIGTERM drain waits on.
+ * The request (http.h) is valid only during sluiced_handle(); what an
+ * asynchronous decision needs later is copied into the rq (the match) or
+ * is the reply slot, which stays valid until answered.
  */
 #include <arpa/inet.h>
-#include <event2/buffer.h>
-#include <event2/bufferevent.h>
 #include <event2/event.h>
-#include <event2/http.h>
-#include <event2/keyvalq_struct.h>
 #include <inttypes.h>
 #include <jansson.h>
 #include <pthread.h>
@@ -29,114 +28,48 @@
 #include "handlers.h"
 #include "policy/policy.h"
 
-#define MAX_HEADER_COUNT 100
-
-static const char *reason_of(int status)
-{
-    switch (status) {
-    case 200:
-        return "OK";
-    case 400:
-        return "Bad Request";
-    case 401:
-        return "Unauthorized";
-    case 403:
-        return "Forbidden";
-    case 404:
-        return "Not Found";
-    case 405:
-        return "Method Not Allowed";
-    case 408:
-        return "Request Timeout";
-    case 413:
-        return "Content Too Large";
-    case 429:
-        return "Too Many Requests";
-    case 431:
-        return "Request Header Fields Too Large";
-    case 500:
-        return "Internal Server Error";
-    case 503:
-        return "Service Unavailable";
-    default:
-        return "Error";
-    }
-}
-
 /*
  * Sends the reply (body may be NULL) and ends the request's in-flight life.
- * The reply is written at once (sluiced_conn_flush) rather than after the
- * next epoll_wait, and evhttp finishes the request from there.
+ * The connection writes it at once if every earlier reply on it is out.
  */
-void sluiced_reply(sluiced_worker *w, struct evhttp_request *req, int status, struct evbuffer *body)
+void sluiced_reply(sluiced_worker *w, sluiced_http_reply *rp, int status, const char *ctype,
+                   const char *body, size_t len)
 {
-    sluiced_conn_busy(w, req, false);
-    struct evhttp_connection *evcon = evhttp_request_get_connection(req);
-    struct bufferevent *bev = evcon ? evhttp_connection_get_bufferevent(evcon) : NULL;
-    if (bev)
-        bufferevent_incref(bev); /* the reply may free the connection */
-    evhttp_send_reply(req, status, reason_of(status), body);
-    sluiced_metrics_response(status);
+    sluiced_http_reply_send(rp, status, ctype, body, len);
     atomic_fetch_sub(&w->inflight, 1);
-    if (bev) {
-        sluiced_conn_flush(w, bev);
-        bufferevent_decref(bev);
-    }
 }
 
-void sluiced_reply_json(sluiced_worker *w, struct evhttp_request *req, int status, json_t *j,
+void sluiced_reply_json(sluiced_worker *w, sluiced_http_reply *rp, int status, json_t *j,
                         const char *content_type)
 {
-    struct evbuffer *buf = evbuffer_new();
-    if (!buf)
-        abort(); /* the daemon's OOM policy */
-    if (j) {
-        char stack[4096];
-        size_t n = json_dumpb(j, stack, sizeof(stack) - 1, JSON_COMPACT);
-        if (n < sizeof(stack)) {
-            stack[n] = '\n';
-            evbuffer_add(buf, stack, n + 1);
-        } else {
-            char *big = malloc(n + 1);
-            if (!big)
-                abort();
-            json_dumpb(j, big, n, JSON_COMPACT);
-            big[n] = '\n';
-            evbuffer_add(buf, big, n + 1);
-            free(big);
-        }
+    char stack[4096];
+    if (!j) {
+        sluiced_reply(w, rp, status, content_type, NULL, 0);
+        return;
     }
-    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
-                      content_type ? content_type : "application/json");
-    sluiced_reply(w, req, status, buf);
-    evbuffer_free(buf);
+    size_t n = json_dumpb(j, stack, sizeof(stack) - 1, JSON_COMPACT);
+    if (n < sizeof(stack)) {
+        stack[n] = '\n';
+        sluiced_reply(w, rp, status, content_type, stack, n + 1);
+        return;
+    }
+    char *big = malloc(n + 1);
+    if (!big)
+        abort(); /* the daemon's OOM policy */
+    json_dumpb(j, big, n, JSON_COMPACT);
+    big[n] = '\n';
+    sluiced_reply(w, rp, status, content_type, big, n + 1);
+    free(big);
 }
 
-void sluiced_reply_error(sluiced_worker *w, struct evhttp_request *req, int status,
-                         const char *code, const char *msg)
+void sluiced_reply_error(sluiced_worker *w, sluiced_http_reply *rp, int status, const char *code,
+                         const char *msg)
 {
     json_t *j = json_pack("{s:s, s:s}", "error", code, "message", msg);
     if (status == 408 || status == 413 || status == 431)
-        evhttp_add_header(evhttp_request_get_output_headers(req), "Connection", "close");
-    sluiced_reply_json(w, req, status, j, NULL);
+        rp->keep_alive = false;
+    sluiced_reply_json(w, rp, status, j, NULL);
     json_decref(j);
-}
-
-/* Answers 431 for too many or too large headers (evhttp's hard cap is 4x larger). */
-static int headers_ok_or_reply(sluiced_worker *w, struct evhttp_request *req)
-{
-    struct evkeyvalq *h = evhttp_request_get_input_headers(req);
-    size_t total = strlen(evhttp_request_get_uri(req));
-    int n = 0;
-    for (struct evkeyval *kv = h->tqh_first; kv; kv = kv->next.tqe_next) {
-        n++;
-        total += strlen(kv->key) + strlen(kv->value) + 4;
-    }
-    if (n <= MAX_HEADER_COUNT && total <= SLUICED_MAX_HEADERS_SIZE)
-        return 0;
-    sluiced_reply_error(w, req, 431, "headers_too_large",
-                        "request headers exceed 100 fields or 16384 bytes");
-    return -1;
 }
 
 /* ---- decisions ------------------------------------------------------------ */
@@ -191,10 +124,9 @@ void sluiced_rq_free(rq *r)
 static void send_authorize(rq *r, const sluice_decision *d)
 {
     const sluice_config *cfg = r->cfg->cfg;
-    struct evkeyvalq *out = evhttp_request_get_output_headers(r->req);
-    sluiced_headers_add(out, cfg->headers, r->m.rule, d);
+    sluiced_headers_add(r->rp, cfg->headers, r->m.rule, d);
     if (d->allowed) {
-        sluiced_reply(r->w, r->req, 200, NULL);
+        sluiced_reply(r->w, r->rp, 200, NULL, NULL, 0);
         return;
     }
     char item[96];
@@ -207,7 +139,7 @@ static void send_authorize(rq *r, const sluice_decision *d)
                           "Request cannot be satisfied as assigned quota has been exceeded",
                           "status", cfg->deny_status, "violated-policies", item, "retry_after_ms",
                           (json_int_t)d->retry_after_ms);
-    sluiced_reply_json(r->w, r->req, cfg->deny_status, j, "application/problem+json");
+    sluiced_reply_json(r->w, r->rp, cfg->deny_status, j, "application/problem+json");
     json_decref(j);
 }
 
@@ -225,7 +157,7 @@ static void on_decision(int status, const sluice_decision *d, void *arg)
     rq *r = arg;
     sluiced_worker *w = r->w;
     if (status < 0) {
-        sluiced_reply_error(w, r->req, 500, "decision_failed", sluice_strerror(status));
+        sluiced_reply_error(w, r->rp, 500, "decision_failed", sluice_strerror(status));
         sluiced_rq_free(r);
         return;
     }
@@ -243,9 +175,8 @@ static void on_decision(int status, const sluice_decision *d, void *arg)
 
     if (r->endpoint == EP_CHECK) {
         json_t *j = decision_json(r, d);
-        sluiced_headers_add(evhttp_request_get_output_headers(r->req), r->cfg->cfg->headers,
-                            r->m.rule, d);
-        sluiced_reply_json(w, r->req, d->allowed ? 200 : 429, j, NULL);
+        sluiced_headers_add(r->rp, r->cfg->cfg->headers, r->m.rule, d);
+        sluiced_reply_json(w, r->rp, d->allowed ? 200 : 429, j, NULL);
         json_decref(j);
         sluiced_rq_free(r);
         return;
@@ -269,20 +200,20 @@ void sluiced_decide(rq *r, int64_t cost)
 {
     int rc = sluice_decide_async(r->w->async, r->cfg->cfg, &r->m, cost, SLUICE_NOW, on_decision, r);
     if (rc < 0) {
-        sluiced_reply_error(r->w, r->req, rc == SLUICE_ENOMEM ? 503 : 500, "decision_failed",
+        sluiced_reply_error(r->w, r->rp, rc == SLUICE_ENOMEM ? 503 : 500, "decision_failed",
                             sluice_strerror(rc));
         sluiced_rq_free(r);
     }
 }
 
-rq *sluiced_rq_new(sluiced_worker *w, struct evhttp_request *req, int endpoint)
+rq *sluiced_rq_new(sluiced_worker *w, sluiced_http_reply *rp, int endpoint)
 {
     rq *r = sluiced_malloc(sizeof(*r));
     if (!r)
         abort();
     memset(r, 0, sizeof(*r));
     r->w = w;
-    r->req = req;
+    r->rp = rp;
     r->endpoint = endpoint;
     r->t0_us = sluiced_now_us();
     r->cfg = sluiced_worker_cfg(w);
@@ -294,35 +225,28 @@ rq *sluiced_rq_new(sluiced_worker *w, struct evhttp_request *req, int endpoint)
 void sluiced_match_error_reply(rq *r, int rc, const sluice_error *err)
 {
     if (rc == SLUICE_ENORULE)
-        sluiced_reply_error(r->w, r->req, 404, "unknown_rule",
+        sluiced_reply_error(r->w, r->rp, 404, "unknown_rule",
                             err->msg[0] ? err->msg : "unknown rule");
     else if (rc == SLUICE_EKEY)
-        sluiced_reply_error(r->w, r->req, 400, "bad_key",
+        sluiced_reply_error(r->w, r->rp, 400, "bad_key",
                             err->msg[0] ? err->msg : "no usable identifier");
     else
-        sluiced_reply_error(r->w, r->req, 400, "bad_request",
+        sluiced_reply_error(r->w, r->rp, 400, "bad_request",
                             err->msg[0] ? err->msg : sluice_strerror(rc));
     sluiced_rq_free(r);
 }
 
 /* ---- operations endpoints -------------------------------------------------------- */
 
-static void handle_metrics(sluiced_worker *w, struct evhttp_request *req)
+static void handle_metrics(sluiced_worker *w, sluiced_http_reply *rp)
 {
     size_t len = 0;
     char *text = sluiced_metrics_render(sluice_store_keys(sluiced_store), &len);
-    struct evbuffer *buf = evbuffer_new();
-    if (!buf)
-        abort();
-    evbuffer_add(buf, text, len);
+    sluiced_reply(w, rp, 200, "text/plain; version=0.0.4; charset=utf-8", text, len);
     free(text);
-    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
-                      "text/plain; version=0.0.4; charset=utf-8");
-    sluiced_reply(w, req, 200, buf);
-    evbuffer_free(buf);
 }
 
-static void handle_readyz(sluiced_worker *w, struct evhttp_request *req)
+static void handle_readyz(sluiced_worker *w, sluiced_http_reply *rp)
 {
     /* One ping per 250 ms for the whole process: probes must not load the
      * store, and every worker answers from the same reading. */
@@ -365,53 +289,49 @@ static void handle_readyz(sluiced_worker *w, struct evhttp_request *req)
     } else {
         j = json_pack("{s:s}", "status", "ready");
     }
-    sluiced_reply_json(w, req, status, j, NULL);
+    sluiced_reply_json(w, rp, status, j, NULL);
     json_decref(j);
 }
 
-static bool method_in(struct evhttp_request *req, int mask)
-{
-    return (evhttp_request_get_command(req) & mask) != 0;
-}
-
-static int method_ok_or_reply(sluiced_worker *w, struct evhttp_request *req, int mask,
+static int method_ok_or_reply(sluiced_worker *w, sluiced_http_request *req, int mask,
                               const char *allow)
 {
-    if (method_in(req, mask))
+    if (req->method & mask)
         return 0;
-    evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", allow);
-    sluiced_reply_error(w, req, 405, "method_not_allowed", "method not allowed here");
+    sluiced_http_reply_header(req->reply, "Allow", allow);
+    sluiced_reply_error(w, req->reply, 405, "method_not_allowed", "method not allowed here");
     return -1;
 }
 
-void sluiced_handle(struct evhttp_request *req, void *arg)
+#define ANY_METHOD                                                                                 \
+    (SLUICED_M_GET | SLUICED_M_POST | SLUICED_M_HEAD | SLUICED_M_PUT | SLUICED_M_DELETE |          \
+     SLUICED_M_OPTIONS | SLUICED_M_PATCH)
+
+void sluiced_handle(sluiced_http_request *req, void *arg)
 {
     sluiced_worker *w = arg;
+    sluiced_http_reply *rp = req->reply;
     atomic_fetch_add(&w->inflight, 1);
-    sluiced_conn_busy(w, req, true);
-    if (headers_ok_or_reply(w, req))
-        return;
-    const char *path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req));
-    if (!path)
-        path = "/";
+    const char *path = req->path;
     if (strcmp(path, "/v1/authorize") == 0 || strncmp(path, "/v1/authorize/", 14) == 0) {
-        sluiced_handle_authorize(w, req, path);
+        if (method_ok_or_reply(w, req, ANY_METHOD,
+                               "GET, HEAD, POST, PUT, DELETE, OPTIONS, PATCH") == 0)
+            sluiced_handle_authorize(w, req);
     } else if (strcmp(path, "/v1/check") == 0) {
-        if (method_ok_or_reply(w, req, EVHTTP_REQ_POST, "POST") == 0)
+        if (method_ok_or_reply(w, req, SLUICED_M_POST, "POST") == 0)
             sluiced_handle_check(w, req);
     } else if (strcmp(path, "/metrics") == 0) {
-        if (method_ok_or_reply(w, req, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD, "GET, HEAD") == 0)
-            handle_metrics(w, req);
+        if (method_ok_or_reply(w, req, SLUICED_M_GET | SLUICED_M_HEAD, "GET, HEAD") == 0)
+            handle_metrics(w, rp);
     } else if (strcmp(path, "/healthz") == 0) {
-        if (method_ok_or_reply(w, req, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD, "GET, HEAD") == 0) {
-            json_t *j = json_pack("{s:s}", "status", "ok");
-            sluiced_reply_json(w, req, 200, j, NULL);
-            json_decref(j);
+        if (method_ok_or_reply(w, req, SLUICED_M_GET | SLUICED_M_HEAD, "GET, HEAD") == 0) {
+            static const char ok[] = "{\"status\":\"ok\"}\n";
+            sluiced_reply(w, rp, 200, NULL, ok, sizeof(ok) - 1);
         }
     } else if (strcmp(path, "/readyz") == 0) {
-        if (method_ok_or_reply(w, req, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD, "GET, HEAD") == 0)
-            handle_readyz(w, req);
+        if (method_ok_or_reply(w, req, SLUICED_M_GET | SLUICED_M_HEAD, "GET, HEAD") == 0)
+            handle_readyz(w, rp);
     } else {
-        sluiced_reply_error(w, req, 404, "not_found", "no such endpoint");
+        sluiced_reply_error(w, rp, 404, "not_found", "no such endpoint");
     }
 }

@@ -12,12 +12,12 @@
  * omitted when the request can never pass (retry_after_ms = -1) and for
  * shadow rules (which never deny).
  */
-#include <event2/http.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
 
 #include "daemon.h"
+#include "http.h"
 #include "policy/policy.h"
 
 static int64_t ceil_s(int64_t ms)
@@ -123,34 +123,37 @@ int sluiced_header_ratelimit(char *buf, size_t size, const char *rule, const slu
     return sb_done(&b, buf);
 }
 
-/* v = decimal v (v has room for any int64). */
-static const char *i64s(char *v, size_t size, int64_t x)
+/* Adds "name: <decimal x>". */
+static void add_i64(sluiced_http_reply *out, const char *name, size_t nlen, int64_t x)
 {
-    sbuf b = {v, size, true};
+    char v[24];
+    sbuf b = {v, sizeof(v), true};
     sb_i64(&b, x);
-    return v;
+    sluiced_http_reply_header_n(out, name, nlen, v, (size_t)(b.p - v));
 }
 
-void sluiced_headers_add(struct evkeyvalq *out, int mode, const char *rule,
+#define LIT(s) s, sizeof(s) - 1
+
+void sluiced_headers_add(sluiced_http_reply *out, int mode, const char *rule,
                          const sluice_decision *d)
 {
     char v[1024];
     if (d->nlimits <= 0)
         return;
     if (mode & SLUICE_HEADERS_LEGACY) {
-        evhttp_add_header(out, "X-RateLimit-Limit", i64s(v, sizeof(v), d->limit));
-        evhttp_add_header(out, "X-RateLimit-Remaining",
-                          i64s(v, sizeof(v), d->remaining < 0 ? 0 : d->remaining));
+        add_i64(out, LIT("X-RateLimit-Limit"), d->limit);
+        add_i64(out, LIT("X-RateLimit-Remaining"), d->remaining < 0 ? 0 : d->remaining);
         int64_t reset_ms = d->now_ms + (d->reset_after_ms > 0 ? d->reset_after_ms : 0);
-        evhttp_add_header(out, "X-RateLimit-Reset", i64s(v, sizeof(v), ceil_s(reset_ms)));
+        add_i64(out, LIT("X-RateLimit-Reset"), ceil_s(reset_ms));
     }
-    if (!d->allowed && d->retry_after_ms >= 0 && mode != SLUICE_HEADERS_NONE) {
-        evhttp_add_header(out, "Retry-After", i64s(v, sizeof(v), ceil_s(d->retry_after_ms)));
-    }
+    if (!d->allowed && d->retry_after_ms >= 0 && mode != SLUICE_HEADERS_NONE)
+        add_i64(out, LIT("Retry-After"), ceil_s(d->retry_after_ms));
     if (mode & SLUICE_HEADERS_IETF) {
-        if (sluiced_header_policy(v, sizeof(v), rule, d) > 0)
-            evhttp_add_header(out, "RateLimit-Policy", v);
-        if (sluiced_header_ratelimit(v, sizeof(v), rule, d) > 0)
-            evhttp_add_header(out, "RateLimit", v);
+        int n = sluiced_header_policy(v, sizeof(v), rule, d);
+        if (n > 0)
+            sluiced_http_reply_header_n(out, LIT("RateLimit-Policy"), v, (size_t)n);
+        n = sluiced_header_ratelimit(v, sizeof(v), rule, d);
+        if (n > 0)
+            sluiced_http_reply_header_n(out, LIT("RateLimit"), v, (size_t)n);
     }
 }
