@@ -1,9 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * errors.c - static names for error codes and algorithms.  No state.
+ * errors.c - static names for error codes and algorithms, and the one
+ * function that fills a sluice_error.  No state.
  */
+#include <stdarg.h>
 #include <stddef.h>
+#include <stdio.h>
 
+#include "core/errors.h"
 #include "sluice.h"
 
 const char *sluice_strerror(int code)
@@ -45,4 +49,16 @@ const char *sluice_algorithm_name(int algorithm)
     if (algorithm < 0 || algorithm >= (int)(sizeof(algorithm_names) / sizeof(algorithm_names[0])))
         return NULL;
     return algorithm_names[algorithm];
+}
+
+int sluice__errorf(sluice_error *err, int code, const char *fmt, ...)
+{
+    if (err) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
+        va_end(ap);
+        err->code = code;
+    }
+    return code;
 }

@@ -17,22 +17,8 @@
 #include <strings.h>
 #include <sys/socket.h>
 
+#include "core/errors.h"
 #include "policy/policy.h"
-
-static int fail(sluice_error *err, int code, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int fail(sluice_error *err, int code, const char *fmt, ...)
-{
-    if (err) {
-        va_list ap;
-        err->code = code;
-        va_start(ap, fmt);
-        vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
-        va_end(ap);
-    }
-    return code;
-}
 
 /* ---- paths ------------------------------------------------------------------ */
 
@@ -136,12 +122,13 @@ static int identify(const sluice_config *cfg, const sluice__rule *r, const sluic
                 rc = put_key(m, "header:", ids[i].header, v);
         }
         if (rc)
-            return fail(err, SLUICE_EKEY, "identifier for rule '%s' is longer than %d bytes",
-                        r->name, SLUICE_KEY_MAX);
+            return sluice__errorf(err, SLUICE_EKEY,
+                                  "identifier for rule '%s' is longer than %d bytes", r->name,
+                                  SLUICE_KEY_MAX);
         return 0;
     }
-    return fail(err, SLUICE_EKEY,
-                "no identity for rule '%s': none of its key sources is present", r->name);
+    return sluice__errorf(err, SLUICE_EKEY,
+                          "no identity for rule '%s': none of its key sources is present", r->name);
 }
 
 /* ---- entry points ----------------------------------------------------------- */
@@ -150,7 +137,7 @@ int sluice_config_match(const sluice_config *cfg, const sluice_request *req, slu
                         sluice_error *err)
 {
     if (!cfg || !req || !m)
-        return fail(err, SLUICE_EINVAL, "invalid argument");
+        return sluice__errorf(err, SLUICE_EINVAL, "invalid argument");
     const char *path = req->path;
     size_t plen = path ? strcspn(path, "?#") : 0;
     for (int i = 0; i < cfg->nrules; i++) {
@@ -163,27 +150,27 @@ int sluice_config_match(const sluice_config *cfg, const sluice_request *req, slu
         fill_rule(r, i, tier, m);
         return identify(cfg, r, req, m, err);
     }
-    return fail(err, SLUICE_ENORULE, "no rule matches %.16s %.200s",
-                req->method ? req->method : "-", path ? path : "-");
+    return sluice__errorf(err, SLUICE_ENORULE, "no rule matches %.16s %.200s",
+                          req->method ? req->method : "-", path ? path : "-");
 }
 
 int sluice_config_match_rule(const sluice_config *cfg, const char *rule, const char *tier,
                              const char *key, size_t key_len, sluice_match *m, sluice_error *err)
 {
     if (!cfg || !rule || !m)
-        return fail(err, SLUICE_EINVAL, "invalid argument");
+        return sluice__errorf(err, SLUICE_EINVAL, "invalid argument");
     int ri;
     for (ri = 0; ri < cfg->nrules; ri++)
         if (strcmp(cfg->rules[ri].name, rule) == 0)
             break;
     if (ri == cfg->nrules)
-        return fail(err, SLUICE_ENORULE, "unknown rule '%.64s'", rule);
+        return sluice__errorf(err, SLUICE_ENORULE, "unknown rule '%.64s'", rule);
     if (!key || key_len == 0)
-        return fail(err, SLUICE_EKEY, "empty key");
+        return sluice__errorf(err, SLUICE_EKEY, "empty key");
     if (key_len > SLUICE_KEY_MAX)
-        return fail(err, SLUICE_EKEY, "key is longer than %d bytes", SLUICE_KEY_MAX);
+        return sluice__errorf(err, SLUICE_EKEY, "key is longer than %d bytes", SLUICE_KEY_MAX);
     if (memchr(key, '\0', key_len))
-        return fail(err, SLUICE_EKEY, "key holds a NUL byte");
+        return sluice__errorf(err, SLUICE_EKEY, "key holds a NUL byte");
     fill_rule(&cfg->rules[ri], ri, tier, m);
     memcpy(m->key, key, key_len);
     m->key[key_len] = '\0';

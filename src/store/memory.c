@@ -52,8 +52,8 @@
 
 /* ---- nodes (the shard and node layouts are in memory_int.h) ------------- */
 
-static mnode *node_new(const shard *s, uint64_t h, uint32_t sig, unsigned logmask,
-                       const char *key, size_t key_len)
+static mnode *node_new(const shard *s, uint64_t h, uint32_t sig, unsigned logmask, const char *key,
+                       size_t key_len)
 {
     int n = (int)(sig & 7) + 1;
     size_t pre = node_prefix(s);
@@ -578,13 +578,13 @@ static int mem_decide(void *impl, const sluice__op *op, sluice_decision *out, sl
     sluice__memstore *m = impl;
     if (!m || !op || !out || !op->key || !op->limits || op->nlimits < 1 ||
         op->nlimits > SLUICE_MAX_LIMITS)
-        return mem_error(err, SLUICE_EINVAL, "memory store: bad decision arguments");
+        return sluice__errorf(err, SLUICE_EINVAL, "memory store: bad decision arguments");
     if (op->key_len == 0 || op->key_len > SLUICE_STORE_KEY_MAX)
-        return mem_error(err, SLUICE_EKEY, "memory store: key of %zu bytes (1..%d)", op->key_len,
-                         SLUICE_STORE_KEY_MAX);
+        return sluice__errorf(err, SLUICE_EKEY, "memory store: key of %zu bytes (1..%d)",
+                              op->key_len, SLUICE_STORE_KEY_MAX);
     if (op->cost < 0 || op->cost > SLUICE_COST_MAX)
-        return mem_error(err, SLUICE_EINVAL, "memory store: cost out of 0..%lld",
-                         (long long)SLUICE_COST_MAX);
+        return sluice__errorf(err, SLUICE_EINVAL, "memory store: cost out of 0..%lld",
+                              (long long)SLUICE_COST_MAX);
     uint64_t h = key_hash(op->key, op->key_len);
     shard *s = shard_at(m, m->shard_shift >= 64 ? 0 : (int)(h >> m->shard_shift));
     /* Start loading the key's slot now, so the miss overlaps with the
@@ -596,7 +596,7 @@ static int mem_decide(void *impl, const sluice__op *op, sluice_decision *out, sl
         __builtin_prefetch((const void *)(hint + (h & hint_mask) * sizeof(uint64_t)));
     int64_t now = op->now_ms == SLUICE_NOW ? sluice__clock_now_ms() : op->now_ms;
     if (now < 0)
-        return mem_error(err, SLUICE_EINVAL, "memory store: now_ms is negative");
+        return sluice__errorf(err, SLUICE_EINVAL, "memory store: now_ms is negative");
     unsigned logmask;
     uint32_t sig = limits_sig(op->limits, op->nlimits, &logmask);
 
@@ -620,7 +620,7 @@ static int mem_decide(void *impl, const sluice__op *op, sluice_decision *out, sl
     table_resize_check(s);
     shard_unlock(s);
     if (rc == SLUICE_ENOMEM)
-        return mem_error(err, rc, "memory store: out of memory");
+        return sluice__errorf(err, rc, "memory store: out of memory");
     return rc;
 }
 

@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "core/algo.h"
+#include "core/errors.h"
 #include "store/memory.h"
 #include "store/store.h"
 #include "util/siphash.h"
@@ -66,8 +67,8 @@ typedef struct lru_links {
 typedef struct shard {
     /* First cache line: what every operation writes, next to the lock, so
      * threads taking turns on a shard move one line between them, not two. */
-    atomic_int lock;    /* shard_lock() */
-    unsigned tick;      /* operations, for the sweep of the others */
+    atomic_int lock; /* shard_lock() */
+    unsigned tick;   /* operations, for the sweep of the others */
     size_t count;
     size_t added;       /* keys ever added: tells the sweep an operation added one */
     size_t cursor;      /* slot of tab[0] the sweep checks next */
@@ -97,22 +98,6 @@ struct sluice__memstore {
     int shard_shift; /* 64 - log2(nshards); the top hash bits pick the shard */
     size_t max_keys;
 };
-
-
-static inline int mem_error(sluice_error *err, int code, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static inline int mem_error(sluice_error *err, int code, const char *fmt, ...)
-{
-    if (err) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
-        va_end(ap);
-        err->code = code;
-    }
-    return code;
-}
 
 static inline shard *shard_at(const sluice__memstore *m, int i)
 {

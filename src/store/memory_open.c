@@ -36,10 +36,10 @@ static int check_params(const sluice__url *url, sluice_error *err)
     while (*q) {
         size_t n = strcspn(q, "&"), k = strcspn(q, "=&");
         if (!((k == 8 && memcmp(q, "max_keys", 8) == 0) || (k == 6 && memcmp(q, "shards", 6) == 0)))
-            return mem_error(err, SLUICE_EURL,
-                             "store URL: unknown memory:// parameter '%.*s' "
-                             "(known: max_keys, shards)",
-                             (int)(k > 64 ? 64 : k), q);
+            return sluice__errorf(err, SLUICE_EURL,
+                                  "store URL: unknown memory:// parameter '%.*s' "
+                                  "(known: max_keys, shards)",
+                                  (int)(k > 64 ? 64 : k), q);
         q += n;
         if (*q == '&')
             q++;
@@ -61,14 +61,15 @@ static int memory_open(sluice__memstore **out, const sluice__url *url,
         if (url->query && strstr(url->query, "max_keys") &&
             (sluice__url_param(url, "max_keys", buf, sizeof(buf)) != 0 ||
              parse_count(buf, 1, MAX_MAX_KEYS, &max_keys) != 0))
-            return mem_error(err, SLUICE_EURL,
-                             "store URL: max_keys must be a whole number in 1..%llu", MAX_MAX_KEYS);
+            return sluice__errorf(err, SLUICE_EURL,
+                                  "store URL: max_keys must be a whole number in 1..%llu",
+                                  MAX_MAX_KEYS);
         exact_lru = url->query && strstr(url->query, "max_keys") != NULL;
         if (url->query && strstr(url->query, "shards") &&
             (sluice__url_param(url, "shards", buf, sizeof(buf)) != 0 ||
              parse_count(buf, 1, MAX_SHARDS, &nshards) != 0 || (nshards & (nshards - 1))))
-            return mem_error(err, SLUICE_EURL, "store URL: shards must be a power of two in 1..%d",
-                             MAX_SHARDS);
+            return sluice__errorf(err, SLUICE_EURL,
+                                  "store URL: shards must be a power of two in 1..%d", MAX_SHARDS);
     }
     /* Each shard gets at least 1024 keys of max_keys, so that eviction, which
      * is per shard, stays close to a global LRU for small bounds. */
@@ -77,11 +78,11 @@ static int memory_open(sluice__memstore **out, const sluice__url *url,
 
     sluice__memstore *m = sluice__calloc(1, sizeof(*m));
     if (!m)
-        return mem_error(err, SLUICE_ENOMEM, "memory store: out of memory");
+        return sluice__errorf(err, SLUICE_ENOMEM, "memory store: out of memory");
     m->raw = sluice__calloc(1, (size_t)nshards * SHARD_SIZE + 63);
     if (!m->raw) {
         sluice__free(m);
-        return mem_error(err, SLUICE_ENOMEM, "memory store: out of memory");
+        return sluice__errorf(err, SLUICE_ENOMEM, "memory store: out of memory");
     }
     m->shards = (unsigned char *)(((uintptr_t)m->raw + 63) & ~(uintptr_t)63);
     m->nshards = (int)nshards;
@@ -113,7 +114,8 @@ int sluice__memory_open_capped(sluice__memstore **out, const sluice__url *url,
 {
     if (cap < 1 || cap > MAX_MAX_KEYS) {
         *out = NULL;
-        return mem_error(err, SLUICE_EINVAL, "memory store: bound out of 1..%llu", MAX_MAX_KEYS);
+        return sluice__errorf(err, SLUICE_EINVAL, "memory store: bound out of 1..%llu",
+                              MAX_MAX_KEYS);
     }
     return memory_open(out, url, cap, err);
 }
@@ -190,4 +192,3 @@ int sluice__memory_check(sluice__memstore *m)
     }
     return rc;
 }
-

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "core/algo.h"
+#include "core/errors.h"
 #include "policy/policy.h"
 #include "store/memory.h"
 #include "store/store.h"
@@ -42,21 +43,6 @@ struct sluice_async {
     void *conn; /* the ops' per-loop connection; NULL: decisions run inline */
 };
 
-static int store_error(sluice_error *err, int code, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int store_error(sluice_error *err, int code, const char *fmt, ...)
-{
-    if (err) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
-        va_end(ap);
-        err->code = code;
-    }
-    return code;
-}
-
 static const sluice__store_ops *ops_for(const char *scheme)
 {
     if (strcmp(scheme, "memory") == 0)
@@ -74,21 +60,22 @@ static int open_with(sluice_store **out, const sluice__store_ops *ops, const cha
                      const sluice_store_options *opts, sluice_error *err)
 {
     if (!out)
-        return store_error(err, SLUICE_EINVAL, "sluice_store_open: out is NULL");
+        return sluice__errorf(err, SLUICE_EINVAL, "sluice_store_open: out is NULL");
     *out = NULL;
     if (!url)
-        return store_error(err, SLUICE_EINVAL, "sluice_store_open: url is NULL");
+        return sluice__errorf(err, SLUICE_EINVAL, "sluice_store_open: url is NULL");
     sluice_store_options o;
     if (opts)
         o = *opts;
     else
         memset(&o, 0, sizeof(o));
     if (o.timeout_ms < 0 || o.timeout_ms > MAX_TIMEOUT_MS)
-        return store_error(err, SLUICE_EINVAL, "store timeout_ms must be in 0..%d", MAX_TIMEOUT_MS);
+        return sluice__errorf(err, SLUICE_EINVAL, "store timeout_ms must be in 0..%d",
+                              MAX_TIMEOUT_MS);
     if (o.timeout_ms == 0)
         o.timeout_ms = DEFAULT_TIMEOUT_MS;
     if (o.on_store_error < SLUICE_FAIL_OPEN || o.on_store_error > SLUICE_FAIL_LOCAL)
-        return store_error(err, SLUICE_EINVAL, "on_store_error must be allow, deny or local");
+        return sluice__errorf(err, SLUICE_EINVAL, "on_store_error must be allow, deny or local");
 
     sluice__url u;
     int rc = sluice__url_parse(&u, url, err);
@@ -97,12 +84,12 @@ static int open_with(sluice_store **out, const sluice__store_ops *ops, const cha
     if (!ops)
         ops = ops_for(u.scheme);
     if (!ops) {
-        rc = store_error(err, SLUICE_EURL, "store URL: %s:// support is not built in", u.scheme);
+        rc = sluice__errorf(err, SLUICE_EURL, "store URL: %s:// support is not built in", u.scheme);
         goto out_url;
     }
     sluice_store *s = sluice__calloc(1, sizeof(*s));
     if (!s) {
-        rc = store_error(err, SLUICE_ENOMEM, "out of memory");
+        rc = sluice__errorf(err, SLUICE_ENOMEM, "out of memory");
         goto out_url;
     }
     s->ops = ops;
@@ -138,7 +125,7 @@ int sluice__store_open_ops(sluice_store **out, const sluice__store_ops *ops, con
                            const sluice_store_options *opts, sluice_error *err)
 {
     if (!ops)
-        return store_error(err, SLUICE_EINVAL, "no ops table");
+        return sluice__errorf(err, SLUICE_EINVAL, "no ops table");
     return open_with(out, ops, url, opts, err);
 }
 
@@ -154,7 +141,7 @@ void sluice_store_close(sluice_store *s)
 int sluice_store_ping(sluice_store *s, sluice_error *err)
 {
     if (!s)
-        return store_error(err, SLUICE_EINVAL, "sluice_store_ping: store is NULL");
+        return sluice__errorf(err, SLUICE_EINVAL, "sluice_store_ping: store is NULL");
     return s->ops->ping(s->impl, err);
 }
 
@@ -196,8 +183,8 @@ int sluice__store_finish(sluice_store *s, const sluice__op *op, bool shadow, int
         if (s->on_store_error == SLUICE_FAIL_LOCAL && s->local) {
             int rc = sluice__memory_decide(s->local, op, d, NULL);
             if (rc)
-                return store_error(err, rc, "store failed and the local fallback: %s",
-                                   rc == SLUICE_ENOMEM ? "out of memory" : "bad request");
+                return sluice__errorf(err, rc, "store failed and the local fallback: %s",
+                                      rc == SLUICE_ENOMEM ? "out of memory" : "bad request");
         } else {
             fill_fallback(op, s->on_store_error != SLUICE_FAIL_CLOSED, d);
         }
@@ -217,7 +204,7 @@ int sluice__store_decide_op(sluice_store *s, const sluice__op *op, bool shadow,
                             sluice_decision *out, sluice_error *err)
 {
     if (!s || !op || !out)
-        return store_error(err, SLUICE_EINVAL, "sluice_decide: NULL argument");
+        return sluice__errorf(err, SLUICE_EINVAL, "sluice_decide: NULL argument");
     int rc = s->ops->decide(s->impl, op, out, err);
     return sluice__store_finish(s, op, shadow, rc, out, err);
 }
@@ -229,22 +216,23 @@ static int prepare(const sluice_config *cfg, const sluice_match *m, int64_t cost
                    char *keybuf, sluice__op *op, bool *shadow, sluice_error *err)
 {
     if (!cfg || !m)
-        return store_error(err, SLUICE_EINVAL, "sluice_decide: NULL argument");
+        return sluice__errorf(err, SLUICE_EINVAL, "sluice_decide: NULL argument");
     if (cost < 0 || cost > SLUICE_COST_MAX)
-        return store_error(err, SLUICE_EINVAL, "cost %lld is outside 0..%lld", (long long)cost,
-                           (long long)SLUICE_COST_MAX);
+        return sluice__errorf(err, SLUICE_EINVAL, "cost %lld is outside 0..%lld", (long long)cost,
+                              (long long)SLUICE_COST_MAX);
     if (!m->rule || m->rule_index < 0 || m->rule_index >= cfg->nrules)
-        return store_error(err, SLUICE_ENORULE, "the match names no rule of this config");
+        return sluice__errorf(err, SLUICE_ENORULE, "the match names no rule of this config");
     size_t rlen = strlen(m->rule);
     if (rlen == 0 || rlen > SLUICE_RULE_NAME_MAX)
-        return store_error(err, SLUICE_ENORULE, "rule name of %zu bytes (1..%d)", rlen,
-                           SLUICE_RULE_NAME_MAX);
+        return sluice__errorf(err, SLUICE_ENORULE, "rule name of %zu bytes (1..%d)", rlen,
+                              SLUICE_RULE_NAME_MAX);
     if (m->key_len == 0 || m->key_len > SLUICE_KEY_MAX)
-        return store_error(err, SLUICE_EKEY, "identifier of %zu bytes (1..%d)", m->key_len,
-                           SLUICE_KEY_MAX);
+        return sluice__errorf(err, SLUICE_EKEY, "identifier of %zu bytes (1..%d)", m->key_len,
+                              SLUICE_KEY_MAX);
     const sluice__limit_set *set = sluice__config_limits(cfg, m);
     if (!set || set->n < 1 || set->n > SLUICE_MAX_LIMITS)
-        return store_error(err, SLUICE_ENORULE, "rule '%s' has no limits for this match", m->rule);
+        return sluice__errorf(err, SLUICE_ENORULE, "rule '%s' has no limits for this match",
+                              m->rule);
     memcpy(keybuf, m->rule, rlen);
     keybuf[rlen] = ':';
     memcpy(keybuf + rlen + 1, m->key, m->key_len);
@@ -266,7 +254,7 @@ int sluice_decide(sluice_store *s, const sluice_config *cfg, const sluice_match 
     sluice__op op;
     bool shadow;
     if (!s || !out)
-        return store_error(err, SLUICE_EINVAL, "sluice_decide: NULL argument");
+        return sluice__errorf(err, SLUICE_EINVAL, "sluice_decide: NULL argument");
     int rc = prepare(cfg, m, cost, now_ms, key, &op, &shadow, err);
     if (rc)
         return rc;
@@ -305,16 +293,16 @@ int sluice_async_new(sluice_async **out, sluice_store *s, struct event_base *bas
                      sluice_error *err)
 {
     if (!out || !s)
-        return store_error(err, SLUICE_EINVAL, "sluice_async_new: NULL argument");
+        return sluice__errorf(err, SLUICE_EINVAL, "sluice_async_new: NULL argument");
     *out = NULL;
     sluice_async *a = sluice__calloc(1, sizeof(*a));
     if (!a)
-        return store_error(err, SLUICE_ENOMEM, "out of memory");
+        return sluice__errorf(err, SLUICE_ENOMEM, "out of memory");
     a->s = s;
     if (s->ops->attach) {
         if (!base) {
             sluice__free(a);
-            return store_error(err, SLUICE_EINVAL, "sluice_async_new: event base is NULL");
+            return sluice__errorf(err, SLUICE_EINVAL, "sluice_async_new: event base is NULL");
         }
         int rc = s->ops->attach(s->impl, base, &a->conn, err);
         if (rc) {
