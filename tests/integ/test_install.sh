@@ -21,6 +21,10 @@ ls "$tmp/prefix"/share/man/man1/sluice.1 >/dev/null 2>&1 || { echo "FAIL: man pa
 
 export PKG_CONFIG_PATH=$(dirname "$pc")
 cd "$tmp"
+# The README shows the program without its file header: the two must not drift.
+awk '/^```c$/{f=1;next} /^```$/{if(f)exit} f' "$src/README.md" > readme.c
+sed '1,/^ \*\/$/d' "$src/examples/quickstart.c" | diff readme.c - \
+  || { echo "FAIL: the README's C program differs from examples/quickstart.c"; exit 1; }
 cc "$src/examples/quickstart.c" $(pkg-config --cflags --libs --static sluice) -o quickstart
 # The library is in a private prefix, so tell the loader where it is.
 LD_LIBRARY_PATH="$(pkg-config --variable=libdir sluice)" ./quickstart > out.txt
