@@ -172,12 +172,13 @@ echo "peak: wrk -c64; half: wrk paced to about half of that peak (peak*0.00065 c
 printf "$fmt" "server / endpoint / store" "W" "peak_rps" "peak_p99" "cpu_us/req" "sys/req" "half_rps" "half_p99" "vs_nginx"
 
 declare -A nginx_peak
-for w in 1 2; do
-  # nginx limit_req with the same keys and limit
-  nport=$(free_port)
-  mkdir -p "$tmp/ng$w"
-  cat > "$tmp/ng$w/nginx.conf" <<EOF
-worker_processes $w;
+# nginx_conf FILE WORKERS PORT [MAIN_DIRECTIVES]: the nginx limit_req server
+# every comparison runs against (one definition, so the peak runs and the
+# callgrind count measure the same configuration)
+nginx_conf() {
+  cat > "$1" <<EOF
+worker_processes $2;
+${4:-}
 events { worker_connections 4096; }
 http {
   access_log off;
@@ -185,11 +186,18 @@ http {
   limit_req_zone \$http_x_api_key zone=k:64m rate=100r/s;
   limit_req_status 429;
   server {
-    listen 127.0.0.1:$nport;
+    listen 127.0.0.1:$3;
     location / { limit_req zone=k burst=100 nodelay; return 200; }
   }
 }
 EOF
+}
+
+for w in 1 2; do
+  # nginx limit_req with the same keys and limit
+  nport=$(free_port)
+  mkdir -p "$tmp/ng$w"
+  nginx_conf "$tmp/ng$w/nginx.conf" "$w" "$nport"
   nginx -p "$tmp/ng$w" -e "$tmp/ng$w/error.log" -c "$tmp/ng$w/nginx.conf" -g "pid $tmp/nginx.pid;"
   wait_port "$nport" || { echo "nginx did not start"; cat "$tmp/ng$w/error.log"; exit 1; }
   npids=""
@@ -274,22 +282,7 @@ if [ "${SLUICE_BENCH_HTTP_CALLGRIND:-0}" = 1 ]; then
   }
   nport=$(free_port)
   mkdir -p "$tmp/ngcg"
-  cat > "$tmp/ngcg/nginx.conf" <<EOF
-worker_processes 1;
-daemon off;
-master_process off;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  keepalive_requests 1000000;
-  limit_req_zone \$http_x_api_key zone=k:64m rate=100r/s;
-  limit_req_status 429;
-  server {
-    listen 127.0.0.1:$nport;
-    location / { limit_req zone=k burst=100 nodelay; return 200; }
-  }
-}
-EOF
+  nginx_conf "$tmp/ngcg/nginx.conf" 1 "$nport" "daemon off; master_process off;"
   cg_count "nginx limit_req" "$nport" "$tmp/nginx.lua" \
     nginx -p "$tmp/ngcg" -e "$tmp/ngcg/error.log" -c "$tmp/ngcg/nginx.conf" -g "pid $tmp/ngcg/nginx.pid;"
   sport=$(free_port)
