@@ -11,8 +11,6 @@
  */
 #include <arpa/inet.h>
 #include <ctype.h>
-#include <stdarg.h>
-#include <stdio.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>

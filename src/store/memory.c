@@ -35,11 +35,9 @@
  * key whose loss changes the fewest decisions).
  */
 #include <limits.h>
-#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
-#include <stdio.h>
 #include <string.h>
 
 #include "core/algo.h"

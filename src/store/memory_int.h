@@ -10,12 +10,10 @@
 #define SLUICE_STORE_MEMORY_INT_H
 
 #include <sched.h>
-#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <stdio.h>
 #include <string.h>
 
 #include "core/algo.h"

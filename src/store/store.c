@@ -8,8 +8,6 @@
  * (sluice__store_finish).  Never prints; errors go to the caller's
  * sluice_error.
  */
-#include <stdarg.h>
-#include <stdio.h>
 #include <string.h>
 
 #include "core/algo.h"
