@@ -13,7 +13,7 @@
 #include "core/algo.h"
 #include "core/errors.h"
 #include "policy/policy.h"
-#include "store/memory.h"
+#include "store/memory/memory.h"
 #include "store/store.h"
 #include "store/store_internal.h"
 #include "util/alloc.h"

@@ -7,7 +7,7 @@
  * nothing.  Explicit now_ms everywhere, so every result is exact.
  */
 #include "core/algo.h"
-#include "store/memory.h"
+#include "store/memory/memory.h"
 #include "store/store.h"
 #include "test.h"
 

@@ -34,8 +34,8 @@
 #include <time.h>
 
 #include "core/algo.h"
-#include "store/redis_int.h"
-#include "store/redis_lua.h"
+#include "store/redis/redis_int.h"
+#include "store/redis/redis_lua.h"
 #include "test.h"
 
 static const char *url_env;
@@ -73,7 +73,7 @@ static void test_sha1(void)
 
 static void test_embedded_script_matches_file(void)
 {
-    FILE *f = fopen(SLUICE_SOURCE_DIR "/src/store/sluice.lua", "rb");
+    FILE *f = fopen(SLUICE_SOURCE_DIR "/src/store/redis/sluice.lua", "rb");
     ASSERT(f != NULL);
     static char buf[65536];
     size_t n = fread(buf, 1, sizeof(buf), f);

@@ -41,8 +41,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "store/cluster_int.h"
-#include "store/redis_lua.h"
+#include "store/redis/cluster_int.h"
+#include "store/redis/redis_lua.h"
 #include "util/alloc.h"
 
 /* ---- small helpers ---------------------------------------------------- */

@@ -41,8 +41,8 @@
 #include <string.h>
 
 #include "core/algo.h"
-#include "store/memory.h"
-#include "store/memory_int.h"
+#include "store/memory/memory.h"
+#include "store/memory/memory_int.h"
 #include "store/store.h"
 #include "util/alloc.h"
 #include "util/clock.h"

@@ -10,8 +10,8 @@
 #include <string.h>
 
 #include "core/algo.h"
-#include "store/redis_int.h"
-#include "store/redis_lua.h"
+#include "store/redis/redis_int.h"
+#include "store/redis/redis_lua.h"
 
 #define KEY_BUF (SLUICE_STORE_KEY_MAX + 32)
 

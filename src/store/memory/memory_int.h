@@ -18,7 +18,7 @@
 
 #include "core/algo.h"
 #include "core/errors.h"
-#include "store/memory.h"
+#include "store/memory/memory.h"
 #include "store/store.h"
 #include "util/siphash.h"
 
