@@ -7,11 +7,22 @@
  * traffic, and any other admitted traffic leaves it denied.  Then the clock
  * conversion's edges, and the table: matching, expiry, invalidation by an
  * admitted request, the size bound and LRU eviction.
+ *
+ * With SLUICE_REDIS_URL (tests/integ/test_deny_cache.sh starts the server)
+ * also live, on the server's clock: a hot denied key on every algorithm and
+ * a multi-limit rule, where every answer the cache gives must be denied at
+ * the server time read just before it, and equal field by field to what
+ * Redis answers for that request at the answer's now_ms.
  */
+#include <hiredis/hiredis.h>
+#include <stdio.h>
+#include <stdlib.h>
+
 #include "test.h"
 
 #include "core/algo.h"
 #include "store/redis/deny_cache.h"
+#include "store/redis/redis_int.h"
 
 static void assert_same(const sluice_decision *a, const sluice_decision *b)
 {
@@ -344,6 +355,106 @@ static void test_bound(void)
     ASSERT(!sluice__deny_cache_lookup(NULL, &ops[0], 0, &out));
 }
 
+/* ---- live, against redis-server ---------------------------------------- */
+
+static void *live_open(const char *base, const char *params)
+{
+    char url[512];
+    snprintf(url, sizeof(url), "%s?%s", base, params);
+    sluice__url u;
+    sluice_error err = {0};
+    if (sluice__url_parse(&u, url, &err) != 0)
+        test_fail(__FILE__, __LINE__, "url: %s", err.msg);
+    void *impl = NULL;
+    int rc = sluice__redis_ops.open(&impl, &u, NULL, &err);
+    sluice__url_free(&u);
+    if (rc != 0)
+        test_fail(__FILE__, __LINE__, "open: %s", err.msg);
+    return impl;
+}
+
+/* The server's TIME in ms, as sluice.lua reads it. */
+static int64_t server_ms(redisContext *c)
+{
+    redisReply *r = redisCommand(c, "TIME");
+    ASSERT(r && r->type == REDIS_REPLY_ARRAY && r->elements == 2);
+    int64_t ms = atoll(r->element[0]->str) * 1000 + atoll(r->element[1]->str) / 1000;
+    freeReplyObject(r);
+    return ms;
+}
+
+static void live_spec(void *on, void *off, redisContext *rc, const char *key,
+                      const sluice_limit *lims, int n)
+{
+    sluice__redis *r = on;
+    sluice__op op = make_op(key, lims, n, 1, SLUICE_NOW);
+    sluice_error err;
+    int hits = 0, calls = 0, late = 0;
+    int64_t stop = sluice__deny_cache_clock_ns() + 700000000; /* 0.7 s of traffic */
+    while (sluice__deny_cache_clock_ns() < stop) {
+        sluice_decision d, want;
+        uint64_t h0 = sluice__deny_cache_hits(r->dc);
+        int64_t t1 = server_ms(rc);
+        ASSERT(sluice__redis_ops.decide(on, &op, &d, &err) == 0);
+        int64_t t2 = server_ms(rc);
+        calls++;
+        if (sluice__deny_cache_hits(r->dc) == h0)
+            continue;
+        hits++;
+        ASSERT(!d.allowed);
+        ASSERT(d.retry_after_ms > 0);
+        /* denied at the server time before it; now_ms never ahead of Redis */
+        ASSERT(t1 < d.now_ms + d.retry_after_ms);
+        ASSERT(d.now_ms <= t2);
+        late += t2 >= d.now_ms + d.retry_after_ms;
+        /* Redis's own answer at that time: the same in every field (a
+         * denial consumes nothing, so asking does not change the key) */
+        sluice__op at = op;
+        at.now_ms = d.now_ms;
+        ASSERT(sluice__redis_ops.decide(off, &at, &want, &err) == 0);
+        assert_same(&d, &want);
+    }
+    printf("  %s: %d decisions, %d answered by the cache (%d within a round trip of the end)\n",
+           key, calls, hits, late);
+    ASSERT(hits > calls / 4);
+}
+
+static void test_live(void)
+{
+    const char *base = getenv("SLUICE_REDIS_URL");
+    if (!base) {
+        printf("skipped: no redis\n");
+        return;
+    }
+    void *on = live_open(base, "deny_cache=on&timeout_ms=2000");
+    void *off = live_open(base, "deny_cache=off&timeout_ms=2000");
+    ASSERT(((sluice__redis *)on)->dc != NULL);
+    ASSERT(((sluice__redis *)off)->dc == NULL);
+    sluice__url u;
+    sluice_error err = {0};
+    ASSERT(sluice__url_parse(&u, base, &err) == 0);
+    redisContext *rc = redisConnect(u.hosts[0], u.ports[0]);
+    sluice__url_free(&u);
+    ASSERT(rc && !rc->err);
+    sluice_limit one[5] = {
+        {SLUICE_FIXED_WINDOW, 3, 100, 0},  {SLUICE_SLIDING_LOG, 3, 100, 0},
+        {SLUICE_SLIDING_WINDOW, 3, 100, 0}, {SLUICE_TOKEN_BUCKET, 3, 100, 4},
+        {SLUICE_LEAKY_BUCKET, 2, 60, 0},
+    };
+    char key[48];
+    uint64_t run = (uint64_t)sluice__deny_cache_clock_ns();
+    for (int a = 0; a < 5; a++) {
+        snprintf(key, sizeof(key), "dc:%d:%" PRIu64, a, run);
+        live_spec(on, off, rc, key, &one[a], 1);
+    }
+    sluice_limit multi[2] = {{SLUICE_TOKEN_BUCKET, 5, 100, 3}, {SLUICE_FIXED_WINDOW, 40, 300, 0}};
+    snprintf(key, sizeof(key), "dc:m:%" PRIu64, run);
+    live_spec(on, off, rc, key, multi, 2);
+    redisFree(rc);
+    sluice__redis_ops.close(on);
+    sluice__redis_ops.close(off);
+}
+
 int main(void)
 {
     RUN(test_oracle);
@@ -351,5 +462,6 @@ int main(void)
     RUN(test_clock);
     RUN(test_table);
     RUN(test_bound);
+    RUN(test_live);
     return test_done();
 }
