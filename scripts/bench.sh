@@ -8,9 +8,10 @@
 #      when node and npm are installed, and the ratio.
 #   2. Redis stores (scripts/bench_redis.sh, when present).
 #   3. HTTP daemon (scripts/bench_http.sh, when present).
+#   4. Redis deny cache on vs off (scripts/bench_deny_cache.sh).
 # Knobs: BUILD (build directory, default build), SLUICE_BENCH_REQUESTS
 # (decisions per run, default 2000000), SLUICE_BENCH_KEYS (distinct keys,
-# default 1000000), SLUICE_BENCH_ONLY (sections to run: memory redis http).
+# default 1000000), SLUICE_BENCH_ONLY (sections to run: memory redis cluster deny_cache http).
 # Figures are of this machine at this moment; nothing here passes or fails
 # on a number.
 set -uo pipefail
@@ -132,6 +133,9 @@ if want redis && [ -x scripts/bench_redis.sh ]; then
 fi
 # ==== end hook: Redis stores =================================================
 if want cluster && [ -x scripts/bench_cluster.sh ]; then step "Redis Cluster (redis+cluster://) vs one node"; scripts/bench_cluster.sh || fail=1; fi
+
+# Deny cache: Redis commands per decision with ?deny_cache=on vs off, 90% of the requests from 10 denied keys.
+if want deny_cache && [ -x scripts/bench_deny_cache.sh ]; then step "Redis deny cache (deny_cache=on vs off)"; scripts/bench_deny_cache.sh || fail=1; fi
 
 # ==== hook: HTTP daemon ======================================================
 # The HTTP engineer's tables: scripts/bench_http.sh (sluiced under wrk).
