@@ -8,10 +8,9 @@
 #      when node and npm are installed, and the ratio.
 #   2. Redis stores (scripts/bench_redis.sh, when present).
 #   3. HTTP daemon (scripts/bench_http.sh, when present).
-#   4. Redis deny cache on vs off (scripts/bench_deny_cache.sh).
 # Knobs: BUILD (build directory, default build), SLUICE_BENCH_REQUESTS
 # (decisions per run, default 2000000), SLUICE_BENCH_KEYS (distinct keys,
-# default 1000000), SLUICE_BENCH_ONLY (sections to run: memory redis cluster deny_cache http).
+# default 1000000), SLUICE_BENCH_ONLY (sections to run: memory redis http).
 # Figures are of this machine at this moment; nothing here passes or fails
 # on a number.
 set -uo pipefail
