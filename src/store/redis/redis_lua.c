@@ -13,7 +13,7 @@ const char sluice__redis_lua[] =
     "-- arithmetic of docs/design.md); tests/vectors proves both agree.  Embedded in\n"
     "-- src/store/redis/redis_lua.c (test_redis_lua checks the copy is identical).\n"
     "--\n"
-    "-- KEYS[i]  sluice:{<rule>:<identifier>}:<i-1>, one per limit (same hash tag)\n"
+    "-- KEYS[i]  sluice:{<rule>[@<tier>]:<identifier>}:<i-1>, one per limit (one hash tag)\n"
     "-- ARGV     now_ms (-1: the server's TIME), cost, then per limit:\n"
     "--          algorithm, limit, window_ms, burst, and finally ttl_slack_ms\n"
     "-- returns  { now_ms, then per limit: allowed, limit, remaining,\n"

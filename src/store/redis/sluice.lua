@@ -4,7 +4,7 @@
 -- arithmetic of docs/design.md); tests/vectors proves both agree.  Embedded in
 -- src/store/redis/redis_lua.c (test_redis_lua checks the copy is identical).
 --
--- KEYS[i]  sluice:{<rule>:<identifier>}:<i-1>, one per limit (same hash tag)
+-- KEYS[i]  sluice:{<rule>[@<tier>]:<identifier>}:<i-1>, one per limit (one hash tag)
 -- ARGV     now_ms (-1: the server's TIME), cost, then per limit:
 --          algorithm, limit, window_ms, burst, and finally ttl_slack_ms
 -- returns  { now_ms, then per limit: allowed, limit, remaining,
