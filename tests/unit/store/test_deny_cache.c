@@ -355,6 +355,37 @@ static void test_bound(void)
     ASSERT(!sluice__deny_cache_lookup(NULL, &ops[0], 0, &out));
 }
 
+/* ?deny_cache=on|off as the Redis stores read it (sluice__url_onoff). */
+static void test_url_onoff(void)
+{
+    static const struct {
+        const char *url;
+        int rc;
+        bool on;
+    } urls[] = {
+        {"redis://h:1", 0, true},
+        {"redis://h:1?deny_cache=on", 0, true},
+        {"redis://h:1?deny_cache=off", 0, false},
+        {"redis://h:1?timeout_ms=5&deny_cache=off&x=1", 0, false},
+        {"redis://h:1?deny_cachex=off", 0, true},
+        {"redis://h:1?deny_cache=maybe", -1, true},
+        {"redis://h:1?deny_cache=", -1, true},
+        {"redis://h:1?deny_cache", -1, true},
+        {"redis://h:1?deny_cache=offoffoffoff", -1, true},
+        {"redis://h:1?deny_cache=%6Ff%66", 0, false},
+    };
+    for (size_t i = 0; i < sizeof(urls) / sizeof(urls[0]); i++) {
+        sluice__url u;
+        sluice_error err = {0};
+        ASSERT(sluice__url_parse(&u, urls[i].url, &err) == 0);
+        bool on = !urls[i].on;
+        ASSERT_EQ(sluice__url_onoff(&u, "deny_cache", true, &on), urls[i].rc);
+        if (urls[i].rc == 0)
+            ASSERT_EQ(on, urls[i].on);
+        sluice__url_free(&u);
+    }
+}
+
 /* ---- live, against redis-server ---------------------------------------- */
 
 static void *live_open(const char *base, const char *params)
@@ -462,6 +493,7 @@ int main(void)
     RUN(test_clock);
     RUN(test_table);
     RUN(test_bound);
+    RUN(test_url_onoff);
     RUN(test_live);
     return test_done();
 }
