@@ -56,7 +56,7 @@
 /* One cached denial; limits[], decisions[] and the key follow in data[]. */
 typedef struct dc_entry {
     uint64_t hash;
-    uint64_t used;       /* LRU stamp */
+    uint64_t used; /* LRU stamp */
     int64_t cost;
     int64_t ts_ms;       /* server time of the denial */
     int64_t h_ms;        /* horizon */
@@ -91,8 +91,8 @@ static sluice_limit_decision *e_dec(dc_entry *e)
 
 static char *e_key(dc_entry *e)
 {
-    return (char *)(e->data + (size_t)e->nlimits *
-                                  (sizeof(sluice_limit) + sizeof(sluice_limit_decision)));
+    return (char *)(e->data +
+                    (size_t)e->nlimits * (sizeof(sluice_limit) + sizeof(sluice_limit_decision)));
 }
 
 /* ---- the pure parts --------------------------------------------------- */
@@ -135,8 +135,7 @@ static int64_t limit_horizon(const sluice_limit *lim, int64_t cq, const sluice_l
         x->reset_after_ms > (cap * lim->window_ms) / lim->limit + 1) /* x <= B*W */
         return 0;
     if (!x->allowed) {
-        if (x->retry_after_ms < 1 || x->reset_after_ms < x->retry_after_ms ||
-            x->remaining > cq - 1)
+        if (x->retry_after_ms < 1 || x->reset_after_ms < x->retry_after_ms || x->remaining > cq - 1)
             return 0;
         if (x->remaining == cq - 1 || alg == SLUICE_FIXED_WINDOW)
             return x->retry_after_ms;
@@ -207,7 +206,8 @@ int64_t sluice__deny_server_ms(int64_t ts_ms, int64_t recv_ns, int64_t now_ns)
         return -1;
     int64_t el = now_ns - recv_ns;
     el = min64(el, (int64_t)SLUICE_DENY_CACHE_MAX_MS * 2000000); /* no overflow below */
-    return ts_ms + el * (SLUICE_DENY_CACHE_DRIFT - 1) / ((int64_t)SLUICE_DENY_CACHE_DRIFT * 1000000);
+    return ts_ms +
+           el * (SLUICE_DENY_CACHE_DRIFT - 1) / ((int64_t)SLUICE_DENY_CACHE_DRIFT * 1000000);
 }
 
 /* ---- the table -------------------------------------------------------- */
@@ -391,9 +391,8 @@ static void forget_key(sluice__deny_cache *dc, const sluice__op *op)
 static dc_entry *entry_new(const sluice__op *op, const sluice_decision *d, uint64_t hash)
 {
     size_t n = (size_t)op->nlimits;
-    dc_entry *e = sluice__malloc(sizeof(*e) +
-                                 n * (sizeof(sluice_limit) + sizeof(sluice_limit_decision)) +
-                                 op->key_len);
+    dc_entry *e = sluice__malloc(
+        sizeof(*e) + n * (sizeof(sluice_limit) + sizeof(sluice_limit_decision)) + op->key_len);
     if (!e)
         return NULL;
     e->hash = hash;

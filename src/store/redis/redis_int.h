@@ -54,7 +54,8 @@ typedef struct sluice__redis {
     int db;
     int timeout_ms;
     char sha[41]; /* SHA1 of the script, lowercase hex */
-    sluice__deny_cache *dc; /* ?deny_cache=on (default); NULL when off */
+    /* ?deny_cache=on (default); NULL when off */
+    sluice__deny_cache *dc;
 
     pthread_mutex_t addr_mu; /* guards host, port, gen */
     char host[SLUICE_REDIS_HOST_MAX];

@@ -110,7 +110,7 @@ static void oracle_case(uint64_t *rs)
     /* one limit, cost <= 1, a finite retry: cached for the whole denial */
     if (n == 1 && cost <= 1 && d0.retry_after_ms > 0)
         ASSERT_EQ(h, d0.retry_after_ms < SLUICE_DENY_CACHE_MAX_MS ? d0.retry_after_ms
-                                                                   : SLUICE_DENY_CACHE_MAX_MS);
+                                                                  : SLUICE_DENY_CACHE_MAX_MS);
     if (h == 0)
         goto out;
     ASSERT(h > 0 && h <= SLUICE_DENY_CACHE_MAX_MS);
@@ -308,7 +308,7 @@ static void test_table(void)
 
 static void test_bound(void)
 {
-    ASSERT(sluice__deny_cache_new(3) == NULL); /* not a power of two */
+    ASSERT(sluice__deny_cache_new(3) == NULL);          /* not a power of two */
     sluice__deny_cache *dc = sluice__deny_cache_new(1); /* one set of 4 ways */
     ASSERT(dc);
     sluice_decision d = fw_denial(0), out;
@@ -468,7 +468,7 @@ static void test_live(void)
     sluice__url_free(&u);
     ASSERT(rc && !rc->err);
     sluice_limit one[5] = {
-        {SLUICE_FIXED_WINDOW, 3, 100, 0},  {SLUICE_SLIDING_LOG, 3, 100, 0},
+        {SLUICE_FIXED_WINDOW, 3, 100, 0},   {SLUICE_SLIDING_LOG, 3, 100, 0},
         {SLUICE_SLIDING_WINDOW, 3, 100, 0}, {SLUICE_TOKEN_BUCKET, 3, 100, 4},
         {SLUICE_LEAKY_BUCKET, 2, 60, 0},
     };
