@@ -4,7 +4,8 @@
  * a rule, a tier and an identifier, reading an immutable loaded config.  No
  * allocation and no I/O: safe to call from any number of threads at once.
  *
- * The first rule whose method (if it names one) and path match decides.
+ * The first rule whose method (if it names one) and path match decides;
+ * paths are compared in their canonical form (path.c).
  * The identifier comes from the first identity source present and non-empty
  * (the rule's `key`, else the config's `identify`).  A missing or unknown
  * tier falls back to the rule's "free" tier, else its first one.
@@ -27,8 +28,14 @@ static bool path_matches(const sluice__rule *r, const char *path, size_t plen)
     if (!path)
         return false;
     size_t rl = strlen(r->path);
-    if (r->prefix)
-        return plen >= rl && memcmp(path, r->path, rl) == 0;
+    if (r->prefix) {
+        if (plen >= rl && memcmp(path, r->path, rl) == 0)
+            return true;
+        /* a prefix "/api/" (from "/api/" + star) also matches "/api/", whose
+         * canonical form is "/api" */
+        return rl > 1 && r->path[rl - 1] == '/' && plen == rl - 1 &&
+               memcmp(path, r->path, plen) == 0;
+    }
     return plen == rl && memcmp(path, r->path, rl) == 0;
 }
 
@@ -136,8 +143,19 @@ int sluice_config_match(const sluice_config *cfg, const sluice_request *req, slu
 {
     if (!cfg || !req || !m)
         return sluice__errorf(err, SLUICE_EINVAL, "invalid argument");
-    const char *path = req->path;
-    size_t plen = path ? strcspn(path, "?#") : 0;
+    /* Rules see the canonical path (path.c): every spelling of a path that
+     * the server routes to one handler meets the same rule. */
+    char canon[SLUICE_REQUEST_PATH_MAX + 2];
+    const char *path = NULL;
+    size_t plen = 0;
+    if (req->path) {
+        size_t raw = strcspn(req->path, "?#");
+        if (raw > SLUICE_REQUEST_PATH_MAX)
+            return sluice__errorf(err, SLUICE_EINVAL, "path of %zu bytes (at most %d)", raw,
+                                  SLUICE_REQUEST_PATH_MAX);
+        plen = sluice__path_canon(req->path, raw, canon);
+        path = canon;
+    }
     for (int i = 0; i < cfg->nrules; i++) {
         const sluice__rule *r = &cfg->rules[i];
         if (!method_matches(r, req->method) || !path_matches(r, path, plen))
