@@ -84,9 +84,10 @@ static const char *canonical_ip(const char *ip, char *buf, size_t size)
 }
 
 /* Writes "<prefix><value>" into m->key; SLUICE_EKEY when it does not fit. */
-static int put_key(sluice_match *m, const char *prefix, const char *name, const char *value)
+static int put_key(sluice_match *m, const char *prefix, const char *name, const char *value,
+                   size_t vl)
 {
-    size_t pl = strlen(prefix), nl = name ? strlen(name) + 1 : 0, vl = strlen(value);
+    size_t pl = strlen(prefix), nl = name ? strlen(name) + 1 : 0;
     if (pl + nl + vl > SLUICE_KEY_MAX)
         return SLUICE_EKEY;
     char *p = m->key;
@@ -114,17 +115,29 @@ static int identify(const sluice_config *cfg, const sluice__rule *r, const sluic
         if (ids[i].kind == SLUICE_ID_IP) {
             if (!req->ip || !*req->ip)
                 continue;
-            rc = put_key(m, "ip:", NULL, canonical_ip(req->ip, ipbuf, sizeof(ipbuf)));
+            const char *ipc = canonical_ip(req->ip, ipbuf, sizeof(ipbuf));
+            rc = put_key(m, "ip:", NULL, ipc, strlen(ipc));
         } else {
             v = req->header ? req->header(req->header_ctx, ids[i].header) : NULL;
-            if (!v || !*v)
+            if (!v)
+                continue;
+            /* Spaces and tabs around a field value are not part of it (RFC
+             * 9110 5.5): "k1 " must not be another client than "k1". */
+            size_t vl = strlen(v);
+            while (vl && (*v == ' ' || *v == '\t')) {
+                v++;
+                vl--;
+            }
+            while (vl && (v[vl - 1] == ' ' || v[vl - 1] == '\t'))
+                vl--;
+            if (vl == 0)
                 continue;
             if (ids[i].kind == SLUICE_ID_API_KEY)
-                rc = put_key(m, "api_key:", NULL, v);
+                rc = put_key(m, "api_key:", NULL, v, vl);
             else if (ids[i].kind == SLUICE_ID_USER)
-                rc = put_key(m, "user:", NULL, v);
+                rc = put_key(m, "user:", NULL, v, vl);
             else
-                rc = put_key(m, "header:", ids[i].header, v);
+                rc = put_key(m, "header:", ids[i].header, v, vl);
         }
         if (rc)
             return sluice__errorf(err, SLUICE_EKEY,

@@ -159,6 +159,19 @@ static void test_identity_default_order(void)
     ASSERT_EQ(match("GET", "/x", "10.0.0.1", empty_key, NULL, &m), 0);
     ASSERT_STREQ(m.key, "user:u8"); /* empty values do not count */
 
+    /* Spaces and tabs around a value are not part of it: "k1 " is "k1",
+     * not a fresh client (issue 11), and a blank value is an empty one. */
+    const char *padded[] = {"X-API-Key", " \tk1 \t", NULL};
+    ASSERT_EQ(match("GET", "/x", "10.0.0.1", padded, NULL, &m), 0);
+    ASSERT_STREQ(m.key, "api_key:k1");
+    ASSERT_EQ(m.key_len, strlen("api_key:k1"));
+    const char *inner[] = {"X-API-Key", "k 1", NULL};
+    ASSERT_EQ(match("GET", "/x", "10.0.0.1", inner, NULL, &m), 0);
+    ASSERT_STREQ(m.key, "api_key:k 1"); /* inner spaces are the value's */
+    const char *blank[] = {"X-API-Key", " \t ", "X-User-Id", "u9", NULL};
+    ASSERT_EQ(match("GET", "/x", "10.0.0.1", blank, NULL, &m), 0);
+    ASSERT_STREQ(m.key, "user:u9");
+
     ASSERT_EQ(match("GET", "/x", "10.0.0.1", NULL, NULL, &m), 0);
     ASSERT_STREQ(m.key, "ip:10.0.0.1");
     ASSERT_EQ(m.key_len, strlen("ip:10.0.0.1"));
