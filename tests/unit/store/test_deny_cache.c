@@ -187,20 +187,22 @@ static void test_clock(void)
     /* horizon 1 ms: the server may already read ts + 1 when the reply comes */
     ASSERT_EQ(sluice__deny_deadline_ns(5000, 1), INT64_MIN);
     ASSERT_EQ(sluice__deny_deadline_ns(5000, 0), INT64_MIN);
-    /* h = 2: (2 - 1) ms * 1000/1001 after the send */
-    ASSERT_EQ(sluice__deny_deadline_ns(5000, 2), 5000 + 999000);
+    const int64_t D = SLUICE_DENY_CACHE_DRIFT;
+    /* h = 2: (2 - 1) ms * D/(D + 1) after the send */
+    ASSERT_EQ(sluice__deny_deadline_ns(5000, 2), 5000 + 1000000 * D / (D + 1));
     /* 1001 ms: 1000 ms of server time, less the drift margin */
-    ASSERT_EQ(sluice__deny_deadline_ns(0, 1001), 999000999);
+    ASSERT_EQ(sluice__deny_deadline_ns(0, 1001), 1000000000 * D / (D + 1));
     /* capped at the longest trust */
     ASSERT_EQ(sluice__deny_deadline_ns(0, INT64_MAX),
               sluice__deny_deadline_ns(0, SLUICE_DENY_CACHE_MAX_MS));
-    /* the server's earliest reading: ts until 1 ms (+ drift) after the reply */
+    /* the server's earliest reading: ts until 1 ms * D/(D - 1) after the reply */
+    int64_t one = (1000000 * D + D - 2) / (D - 1); /* ceil(1e6 * D / (D - 1)) */
     ASSERT_EQ(sluice__deny_server_ms(100, 1000, 999), -1);
     ASSERT_EQ(sluice__deny_server_ms(100, 1000, 1000), 100);
     ASSERT_EQ(sluice__deny_server_ms(100, 1000, 1000 + 1000000), 100);
-    ASSERT_EQ(sluice__deny_server_ms(100, 1000, 1000 + 1001001), 100);
-    ASSERT_EQ(sluice__deny_server_ms(100, 1000, 1000 + 1001002), 101);
-    ASSERT_EQ(sluice__deny_server_ms(100, 0, 1000000000), 100 + 999);
+    ASSERT_EQ(sluice__deny_server_ms(100, 1000, 1000 + one - 1), 100);
+    ASSERT_EQ(sluice__deny_server_ms(100, 1000, 1000 + one), 101);
+    ASSERT_EQ(sluice__deny_server_ms(100, 0, 1000000000), 100 + 1000 * (D - 1) / D);
     /* it never reaches the deadline's server time: lower < upper bound */
     for (int64_t h = 2; h < 5000; h += 7) {
         int64_t a = 123456789, b = a + 300000; /* a 0.3 ms round trip */
@@ -290,7 +292,8 @@ static void test_table(void)
     ASSERT_EQ(out.now_ms, 10200);
     ASSERT_EQ(out.retry_after_ms, 800);
     ASSERT(sluice__deny_cache_lookup(dc, &so, b + 500000000, &out));
-    ASSERT_EQ(out.now_ms, 10200 + 499); /* 500 ms less the drift margin */
+    ASSERT_EQ(out.now_ms, 10200 + 500 * (SLUICE_DENY_CACHE_DRIFT - 1) /
+                                      SLUICE_DENY_CACHE_DRIFT); /* 500 ms less the drift margin */
     int64_t dl = sluice__deny_deadline_ns(a, 800);
     ASSERT(sluice__deny_cache_lookup(dc, &so, dl, &out));
     ASSERT(out.retry_after_ms >= 1);
@@ -435,6 +438,10 @@ static void live_spec(void *on, void *off, redisContext *rc, const char *key,
         ASSERT(!d.allowed);
         ASSERT(d.retry_after_ms > 0);
         /* denied at the server time before it; now_ms never ahead of Redis */
+        if (!(t1 < d.now_ms + d.retry_after_ms))
+            fprintf(stderr, "DBG t1=%lld t2=%lld now=%lld retry=%lld reset=%lld key=%s\n",
+                    (long long)t1, (long long)t2, (long long)d.now_ms, (long long)d.retry_after_ms,
+                    (long long)d.reset_after_ms, key);
         ASSERT(t1 < d.now_ms + d.retry_after_ms);
         ASSERT(d.now_ms <= t2);
         late += t2 >= d.now_ms + d.retry_after_ms;
