@@ -188,6 +188,18 @@ const sluice__limit_set *sluice__config_limits(const sluice_config *cfg, const s
     return &r->tiers[m->tier_index].set;
 }
 
+const char *sluice__config_tier_name(const sluice_config *cfg, const sluice_match *m)
+{
+    if (!cfg || !m || m->rule_index < 0 || m->rule_index >= cfg->nrules)
+        return NULL;
+    const sluice__rule *r = &cfg->rules[m->rule_index];
+    if (r->ntiers == 0)
+        return NULL;
+    if (m->tier_index < 0 || m->tier_index >= r->ntiers)
+        return r->tiers[r->default_tier].name;
+    return r->tiers[m->tier_index].name;
+}
+
 static bool in_cidr(const sluice__cidr *c, const unsigned char *a)
 {
     int full = c->bits / 8, rest = c->bits % 8;
