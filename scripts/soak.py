@@ -585,6 +585,16 @@ class Soak:
               "store_error), max %.1f ms; %d connection errors" % (
                   a.mode, len(self.probe.rows), p_max, len(in_away),
                   sum(1 for r in in_away if r[3]), a_max, len(self.probe.errors)))
+        # how long sluiced kept failing after Redis was back: the probe's last
+        # store_error answer after each outage, until the next fault
+        rec = []
+        starts = [w[0] for w in self.away[1:]] + [float("inf")]
+        for (s0, e0), nxt in zip(self.away, starts):
+            errs = [r[0] + r[1] for r in self.probe.rows if s0 <= r[0] < nxt and r[3]]
+            rec.append(max(0.0, max(errs, default=e0) - e0))
+        if rec:
+            print("# [%s] store_error answers ended %.2f s (mean) / %.2f s (max) after Redis was "
+                  "back, over %d outages" % (a.mode, sum(rec) / len(rec), max(rec), len(rec)))
         crit(rc == 0, "no crash: sluiced ran the whole soak and exited %s on SIGTERM" % rc)
         crit(bool(w) and w["max_us"] <= bound_ms * 1000 and a_max <= bound_ms and p_max <= bound_ms,
              "every response within timeout_ms %d + margin %d = %d ms (wrk max %.1f ms, "
