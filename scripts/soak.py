@@ -312,6 +312,7 @@ class Soak:
         self.fail = []
         self.away = []         # (start, end) monotonic windows while Redis was unavailable
         self.exact_ok = 0
+        self.exact_timeouts = 0  # store_error answers met by the exact checks
         self.exact_bad = []
         self.recover_s = []
         self.quiet_fds = []    # fd count at quiet points (fault connections closed)
@@ -355,23 +356,32 @@ class Soak:
 
     def exact(self, why):
         """A fresh key of the limit-5 rule: exactly 5 allowed, remaining
-        4..0, then denied; no store_error."""
-        self.n += 1
-        key = "fresh-%s-%d-%d" % (self.a.mode, os.getpid(), self.n)
-        got = []
-        for _ in range(EXACT_LIMIT + 2):
-            try:
-                st, j = self.s.check("exact", key)
-                got.append((st, j["allowed"], j["remaining"], j["store_error"]))
-            except (OSError, http.client.HTTPException, ValueError, KeyError) as e:
-                got.append(repr(e))
+        4..0, then denied, no store_error.  A decision can still time out
+        on a loaded machine (timeout_ms is short) and be answered fail-open:
+        such an attempt is counted and repeated on another fresh key, up to
+        3 attempts; a wrong answer without store_error fails at once."""
         want = [(200, True, EXACT_LIMIT - 1 - i, False) for i in range(EXACT_LIMIT)] + \
             [(429, False, 0, False)] * 2
-        if got == want:
-            self.exact_ok += 1
-        else:
-            self.exact_bad.append((why, got))
-            log("exact admission WRONG after %s: %s" % (why, got))
+        for attempt in range(3):
+            self.n += 1
+            key = "fresh-%s-%d-%d" % (self.a.mode, os.getpid(), self.n)
+            got = []
+            for _ in range(EXACT_LIMIT + 2):
+                try:
+                    st, j = self.s.check("exact", key)
+                    got.append((st, j["allowed"], j["remaining"], j["store_error"]))
+                except (OSError, http.client.HTTPException, ValueError, KeyError) as e:
+                    got.append(repr(e))
+            if got == want:
+                self.exact_ok += 1
+                return
+            timeouts = sum(1 for g in got if isinstance(g, tuple) and g[3])
+            self.exact_timeouts += timeouts
+            log("exact admission after %s, attempt %d: %s" % (why, attempt + 1, got))
+            if not timeouts:
+                break
+        self.exact_bad.append((why, got))
+        log("exact admission WRONG after %s" % why)
 
     def quiet_point(self):
         v = self.s.sample()
@@ -629,9 +639,11 @@ class Soak:
              "SIGHUP: %d good configs reloaded, %d bad ones refused" % tuple(self.reloads))
         crit(not self.exact_bad and self.exact_ok > 1,
              "exact admission restored after Redis returned: %d of %d fresh keys got exactly %d "
-             "allowed (recovery %.1f..%.1f s)" % (
+             "allowed (recovery %.1f..%.1f s; %d decisions of these checks timed out under "
+             "load and were repeated on a fresh key)" % (
                  self.exact_ok, self.exact_ok + len(self.exact_bad), EXACT_LIMIT,
-                 min(self.recover_s, default=0), max(self.recover_s, default=0)))
+                 min(self.recover_s, default=0), max(self.recover_s, default=0),
+                 self.exact_timeouts))
         for why, got in self.exact_bad[:5]:
             print("#   wrong after %s: %s" % (why, got))
         for f in self.fail:
