@@ -305,6 +305,32 @@ class Sampler(threading.Thread):
             time.sleep(1)
 
 
+class Watchdog(threading.Thread):
+    """How long this driver could not run: the oversleep of a 5 ms sleep,
+    worst per second of CLOCK_MONOTONIC.  On a shared machine no deadline
+    fires while a process cannot run; a response slower than the bound is
+    explained by the machine only if the driver was starved as long around
+    it (the same rule as the hammer's starve_us in the Redis tests)."""
+
+    def __init__(self):
+        super().__init__(daemon=True)
+        self.stop, self.worst = False, {}
+
+    def run(self):
+        while not self.stop:
+            t = now()
+            time.sleep(0.005)
+            late = now() - t - 0.005
+            sec = int(t)
+            if late > self.worst.get(sec, 0.0):
+                self.worst[sec] = late
+
+    def around(self, t0, t1):
+        """The worst oversleep in the seconds from t0 - 1 to t1 + 1."""
+        return max((self.worst.get(sec, 0.0) for sec in range(int(t0) - 1, int(t1) + 2)),
+                   default=0.0)
+
+
 class Soak:
     def __init__(self, a):
         self.a = a
@@ -510,10 +536,15 @@ class Soak:
         self.sampler.start()
         self.probe = Probe(self.s)
         self.probe.start()
-        env = dict(os.environ, SOAK_KEYS=str(a.keys))
+        self.dog = Watchdog()
+        self.dog.start()
+        self.series_path = os.path.join(self.d, "wrk.series")
+        env = dict(os.environ, SOAK_KEYS=str(a.keys), SOAK_WRK_SERIES=self.series_path,
+                   SOAK_BOUND_US=str((a.timeout_ms + a.margin_ms) * 1000))
         wrk_out = os.path.join(self.d, "wrk.out")
         with open(wrk_out, "wb") as f:
-            wrk = subprocess.Popen(["wrk", "-t", str(a.wrk_threads), "-c", str(a.conns),
+            # one connection per thread: soak_wrk.lua pairs request and response
+            wrk = subprocess.Popen(["wrk", "-t", str(a.conns), "-c", str(a.conns),
                                     "-d", "%ds" % a.seconds, "--timeout", "5s", "-s", a.lua,
                                     "http://127.0.0.1:%d/v1/authorize" % self.s.port],
                                    stdout=f, stderr=subprocess.STDOUT, env=env)
@@ -546,8 +577,20 @@ class Soak:
             self.exact("end")
         self.sampler.stop = True
         self.sampler.join()
+        self.dog.stop = True
+        self.dog.join()
         with open(wrk_out) as f:
             self.wrk = f.read()
+        self.series = []  # (second, max_us, responses, over the bound)
+        if os.path.exists(self.series_path):
+            with open(self.series_path) as f:
+                self.series = sorted(tuple(int(x) for x in l.split()) for l in f if l.strip())
+        with open(os.path.join(self.d, "probe.txt"), "w") as f:
+            for r in self.probe.rows:
+                f.write("%.3f %.1f %d %d\n" % (r[0], r[1] * 1000, r[2], r[3]))
+        with open(os.path.join(self.d, "starve.txt"), "w") as f:
+            for sec in sorted(self.dog.worst):
+                f.write("%d %.1f\n" % (sec, self.dog.worst[sec] * 1000))
         crashed = self.s.proc.poll()
         if crashed is None:
             self.s.proc.send_signal(signal.SIGTERM)
@@ -603,13 +646,48 @@ class Soak:
             errs = [r[0] + r[1] for r in self.probe.rows if s0 <= r[0] < nxt and r[3]]
             rec.append(max(0.0, max(errs, default=e0) - e0))
         if rec:
-            print("# [%s] store_error answers ended %.2f s (mean) / %.2f s (max) after Redis was "
-                  "back, over %d outages" % (a.mode, sum(rec) / len(rec), max(rec), len(rec)))
+            print("# [%s] the probe's last store_error answer (timeouts under load included) came "
+                  "%.2f s (mean) / %.2f s (max) after Redis was back, over %d outages" % (
+                      a.mode, sum(rec) / len(rec), max(rec), len(rec)))
         crit(rc == 0, "no crash: sluiced ran the whole soak and exited %s on SIGTERM" % rc)
-        crit(bool(w) and w["max_us"] <= bound_ms * 1000 and a_max <= bound_ms and p_max <= bound_ms,
-             "every response within timeout_ms %d + margin %d = %d ms (wrk max %.1f ms, "
-             "probe max %.1f ms, while Redis away %.1f ms)" % (
-                 a.timeout_ms, a.margin_ms, bound_ms, w.get("max_us", 0) / 1e3, p_max, a_max))
+        # Every response against timeout_ms + margin, allowing only for the
+        # driver's own starvation around it (Watchdog): wrk's per-second
+        # series (each response timed by soak_wrk.lua) and the probe's rows.
+        def away_at(t0, t1):
+            return any(s0 - 0.001 <= t1 and t0 <= e0 + 0.5 for s0, e0 in self.away)
+        over = unexplained = 0
+        worst_unexp = 0.0
+        away_max = 0.0
+        for sec, mx, n, ov in self.series:
+            lat = mx / 1e6
+            if away_at(sec, sec + 1 + lat):
+                away_max = max(away_max, lat)
+            if ov:
+                over += ov
+                if lat * 1000 > bound_ms + self.dog.around(sec, sec + 1 + lat) * 1000:
+                    unexplained += ov
+                    worst_unexp = max(worst_unexp, lat)
+        p_over = p_unexp = 0
+        for t, lat, st, se in self.probe.rows:
+            if lat * 1000 > bound_ms:
+                p_over += 1
+                if lat * 1000 > bound_ms + self.dog.around(t, t + lat) * 1000:
+                    p_unexp += 1
+                    worst_unexp = max(worst_unexp, lat)
+        starve_max = max(self.dog.worst.values(), default=0.0) * 1000
+        print("# [%s] driver starvation (5 ms sleep overslept): worst %.0f ms; seconds with "
+              "more than 100 ms: %d" % (a.mode, starve_max,
+                                        sum(1 for v in self.dog.worst.values() if v > 0.1)))
+        print("# [%s] responses over %d ms: wrk %d (in %d of %d seconds), probe %d; not "
+              "explained by the driver's starvation around them: wrk %d, probe %d" % (
+                  a.mode, bound_ms, over, sum(1 for x in self.series if x[3]), len(self.series),
+                  p_over, unexplained, p_unexp))
+        crit(bool(self.series) and unexplained == 0 and p_unexp == 0,
+             "every response within timeout_ms %d + margin %d = %d ms, plus only the "
+             "driver's measured starvation around it (wrk max %.1f ms, probe max %.1f ms, "
+             "while Redis away: wrk %.1f ms, probe %.1f ms; worst unexplained %.1f ms)" % (
+                 a.timeout_ms, a.margin_ms, bound_ms, w.get("max_us", 0) / 1e3, p_max,
+                 away_max * 1000, a_max, worst_unexp * 1000))
         crit(bool(w) and w["other"] == 0 and w["timeout_err"] == 0 and w["connect_err"] == 0
              and w["read_err"] == 0 and w["write_err"] == 0 and not p_bad
              and not self.probe.errors,
@@ -664,7 +742,6 @@ def main():
     ap.add_argument("--fd-slack", type=int, default=4)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--conns", type=int, default=16)
-    ap.add_argument("--wrk-threads", type=int, default=1)
     ap.add_argument("--keys", type=int, default=100000)
     ap.add_argument("--slow-conns", type=int, default=40)
     ap.add_argument("--slow-wait-s", type=int, default=45)
