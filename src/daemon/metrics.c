@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "daemon.h"
+#include "store/redis/deny_cache.h"
 
 /* Upper bounds of the latency histogram, in microseconds. */
 static const int64_t lat_bounds_us[] = {50,   100,   250,   500,   1000,   2500,
@@ -183,6 +184,17 @@ char *sluiced_metrics_render(size_t keys, size_t *len)
         "# TYPE sluice_keys_held gauge\n"
         "sluice_keys_held %zu\n",
         keys);
+    uint64_t dc_hits, dc_entries;
+    sluice__deny_cache_totals(&dc_hits, &dc_entries);
+    put(&o,
+        "# HELP sluice_deny_cache_hits_total Denials answered by the Redis deny cache, "
+        "without a round trip.\n"
+        "# TYPE sluice_deny_cache_hits_total counter\n"
+        "sluice_deny_cache_hits_total %llu\n"
+        "# HELP sluice_deny_cache_entries Denials held by the Redis deny cache.\n"
+        "# TYPE sluice_deny_cache_entries gauge\n"
+        "sluice_deny_cache_entries %llu\n",
+        (unsigned long long)dc_hits, (unsigned long long)dc_entries);
     put(&o, "# HELP sluice_http_responses_total HTTP responses by status code.\n"
             "# TYPE sluice_http_responses_total counter\n");
     for (int i = 0; i <= NCODES; i++) {

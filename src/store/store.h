@@ -9,6 +9,7 @@
 #ifndef SLUICE_STORE_H
 #define SLUICE_STORE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -46,6 +47,8 @@ int sluice__url_parse(sluice__url *u, const char *url, sluice_error *err);
 void sluice__url_free(sluice__url *u);
 /* Value of name=value in u->query, copied into buf; 0, or -1 when absent/too long. */
 int sluice__url_param(const sluice__url *u, const char *name, char *buf, size_t size);
+/* name=on|off in u->query into *on (dflt when absent); 0, or -1 for another value. */
+int sluice__url_onoff(const sluice__url *u, const char *name, bool dflt, bool *on);
 
 typedef void (*sluice__store_cb)(int status, const sluice_decision *d, void *arg);
 

@@ -410,3 +410,33 @@ int sluice__url_param(const sluice__url *u, const char *name, char *buf, size_t 
     }
     return -1;
 }
+
+/* True when u's query names the parameter name (with or without a value). */
+static bool url_has_param(const sluice__url *u, const char *name)
+{
+    size_t nlen = strlen(name);
+    for (const char *q = u && u->query ? u->query : ""; *q;) {
+        size_t n = strcspn(q, "&");
+        if (strcspn(q, "=&") == nlen && memcmp(q, name, nlen) == 0)
+            return true;
+        q += n;
+        if (*q == '&')
+            q++;
+    }
+    return false;
+}
+
+int sluice__url_onoff(const sluice__url *u, const char *name, bool dflt, bool *on)
+{
+    char v[8];
+    *on = dflt;
+    if (sluice__url_param(u, name, v, sizeof(v)) != 0)
+        return url_has_param(u, name) ? -1 : 0;
+    if (strcmp(v, "on") == 0)
+        *on = true;
+    else if (strcmp(v, "off") == 0)
+        *on = false;
+    else
+        return -1;
+    return 0;
+}

@@ -331,6 +331,7 @@ static void cluster_close(void *impl)
     }
     pthread_mutex_destroy(&cs->topo_mu);
     pthread_mutex_destroy(&cs->kick_mu);
+    sluice__deny_cache_free(cs->dc);
     pthread_cond_destroy(&cs->kick_cv);
     sluice__free(cs->user);
     if (cs->password) {
@@ -381,6 +382,11 @@ static int cluster_open(void **impl, const sluice__url *url, const sluice_store_
     cs->timeout_ms = opts && opts->timeout_ms > 0 ? opts->timeout_ms : 20;
     cs->wait_replicas = wait;
     sluice__sha1_hex(sluice__redis_lua, sluice__redis_lua_len, cs->sha);
+    int rc = sluice__redis_open_deny_cache(url, &cs->dc, cerr, err);
+    if (rc) {
+        cluster_close(cs);
+        return rc;
+    }
     if ((url->user && !(cs->user = sluice__strdup(url->user))) ||
         (url->password && !(cs->password = sluice__strdup(url->password)))) {
         cluster_close(cs);
@@ -412,7 +418,14 @@ static int cluster_decide(void *impl, const sluice__op *op, sluice_decision *out
     if (!impl || !op || !out || op->nlimits < 1 || op->nlimits > SLUICE_MAX_LIMITS ||
         op->key_len > SLUICE_STORE_KEY_MAX)
         return cerr(err, SLUICE_EINVAL, "bad arguments", NULL);
-    return run(impl, op, out, err);
+    sluice__cluster *cs = impl;
+    int64_t sent_ns = sluice__deny_cache_clock_ns();
+    if (sluice__deny_cache_lookup(cs->dc, op, sent_ns, out))
+        return 0; /* a denial still certain: no round trip */
+    int rc = run(cs, op, out, err);
+    if (rc == 0)
+        sluice__deny_cache_record(cs->dc, op, sent_ns, sluice__deny_cache_clock_ns(), out);
+    return rc;
 }
 
 /* Ready when every slot has a master and every master answers PING. */

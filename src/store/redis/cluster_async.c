@@ -79,6 +79,7 @@ typedef struct creq {
     const redisAsyncContext *wait_ac;
     cnconn *sent_on;
     uint64_t replies_at_send;
+    int64_t sent_ns; /* deny cache: before the first send */
     sluice_decision d;
     sluice__redis_opcopy oc; /* for re-sends */
 } creq;
@@ -382,6 +383,9 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *privdata)
     case SLUICE_CREPLY_DONE: {
         sluice_error err = {0};
         int rc = sluice__redis_parse(rep, &q->oc.op, &q->d, &err);
+        if (rc == 0)
+            sluice__deny_cache_record(q->l->cs->dc, &q->oc.op, q->sent_ns,
+                                      sluice__deny_cache_clock_ns(), &q->d);
         if (rc) {
             req_finish(q, rc, NULL);
         } else if (q->waiting > 0 && q->oc.op.cost > 0 && q->d.allowed) {
@@ -478,6 +482,12 @@ int sluice__cluster_decide_async(void *conn, const sluice__op *op, sluice__store
     if (!l || !op || !cb || op->nlimits < 1 || op->nlimits > SLUICE_MAX_LIMITS ||
         op->key_len > SLUICE_STORE_KEY_MAX || l->closing)
         return SLUICE_EINVAL;
+    int64_t sent_ns = sluice__deny_cache_clock_ns();
+    sluice_decision cached;
+    if (sluice__deny_cache_lookup(l->cs->dc, op, sent_ns, &cached)) {
+        cb(0, &cached, arg); /* a denial still certain: no round trip */
+        return 0;
+    }
     creq *q = sluice__calloc(1, sizeof(*q));
     if (!q)
         return SLUICE_ENOMEM;
@@ -490,6 +500,7 @@ int sluice__cluster_decide_async(void *conn, const sluice__op *op, sluice__store
     q->cb = cb;
     q->arg = arg;
     q->ask = -1;
+    q->sent_ns = sent_ns;
     sluice__redis_op_copy(&q->oc, op);
     q->slot = sluice__cluster_op_slot(&q->oc.op);
     int ms = l->cs->timeout_ms;

@@ -47,6 +47,8 @@ typedef struct sluice__cluster {
     int timeout_ms;
     int wait_replicas; /* ?wait=N: WAIT N after every decision; 0 = off */
     char sha[41];      /* SHA1 of sluice.lua */
+    /* ?deny_cache=on (default); NULL when off */
+    sluice__deny_cache *dc;
 
     /* slot -> index into nodes[], or SLUICE_CLUSTER_NO_NODE; read lock-free */
     _Atomic uint16_t slots[SLUICE_CLUSTER_SLOTS];

@@ -233,6 +233,7 @@ static void redis_close(void *impl)
         pthread_mutex_destroy(&r->slots[i].mu);
     }
     pthread_mutex_destroy(&r->addr_mu);
+    sluice__deny_cache_free(r->dc);
     sluice__free(r->user);
     if (r->password) {
         memset(r->password, 0, strlen(r->password));
@@ -295,6 +296,11 @@ static int redis_open(void **impl, const sluice__url *url, const sluice_store_op
         r->timeout_ms = (int)v;
     }
     sluice__sha1_hex(sluice__redis_lua, sluice__redis_lua_len, r->sha);
+    int rc = sluice__redis_open_deny_cache(url, &r->dc, EF, err);
+    if (rc) {
+        redis_close(r);
+        return rc;
+    }
     if ((url->user && !(r->user = sluice__strdup(url->user))) ||
         (url->password && !(r->password = sluice__strdup(url->password)))) {
         redis_close(r);
@@ -312,7 +318,7 @@ static int redis_open(void **impl, const sluice__url *url, const sluice_store_op
             redis_close(r);
             return sluice__redis_error(err, SLUICE_EURL, "db must be a number in 0..65535", NULL);
         }
-        int rc = sluice__sentinel_start(&r->snt, r, url, err);
+        rc = sluice__sentinel_start(&r->snt, r, url, err);
         if (rc) {
             redis_close(r);
             return rc;
@@ -330,7 +336,14 @@ static int redis_decide(void *impl, const sluice__op *op, sluice_decision *out, 
     err->code = 0;
     if (!impl || !op || !out || op->nlimits < 1 || op->nlimits > SLUICE_MAX_LIMITS)
         return sluice__redis_error(err, SLUICE_EINVAL, "bad arguments", NULL);
-    return run(impl, op, out, err);
+    sluice__redis *r = impl;
+    int64_t sent_ns = sluice__deny_cache_clock_ns();
+    if (sluice__deny_cache_lookup(r->dc, op, sent_ns, out))
+        return 0; /* a denial still certain: no round trip */
+    int rc = run(r, op, out, err);
+    if (rc == 0)
+        sluice__deny_cache_record(r->dc, op, sent_ns, sluice__deny_cache_clock_ns(), out);
+    return rc;
 }
 
 static int redis_ping(void *impl, sluice_error *err)

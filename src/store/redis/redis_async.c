@@ -48,6 +48,7 @@ typedef struct areq {
     bool inflight; /* hiredis holds a callback for it */
     bool retried;  /* NOSCRIPT retry done */
     uint64_t replies_at_send;
+    int64_t sent_ns;                          /* deny cache: before the first send */
     sluice__redis_opcopy oc;                  /* for the NOSCRIPT retry */
     _Alignas(max_align_t) unsigned char ev[]; /* event_get_struct_event_size() bytes */
 } areq;
@@ -254,6 +255,8 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *privdata)
     int rc = sluice__redis_parse(rep, &q->oc.op, &d, &err);
     if (rc == 0) {
         c->backoff_ms = 0;
+        sluice__deny_cache_record(c->r->dc, &q->oc.op, q->sent_ns, sluice__deny_cache_clock_ns(),
+                                  &d);
         req_finish(q, 0, &d);
     } else {
         req_finish(q, rc, NULL);
@@ -278,6 +281,12 @@ int sluice__redis_decide_async(void *conn, const sluice__op *op, sluice__store_c
     if (!c || !op || !cb || op->nlimits < 1 || op->nlimits > SLUICE_MAX_LIMITS ||
         op->key_len > SLUICE_STORE_KEY_MAX)
         return SLUICE_EINVAL;
+    int64_t sent_ns = sluice__deny_cache_clock_ns();
+    sluice_decision cached;
+    if (sluice__deny_cache_lookup(c->r->dc, op, sent_ns, &cached)) {
+        cb(0, &cached, arg); /* a denial still certain: no round trip */
+        return 0;
+    }
     if (c->gen != atomic_load(&c->r->gen)) {
         /* Sentinel moved the master: go there now, whatever the backoff */
         conn_drop(c);
@@ -304,6 +313,7 @@ int sluice__redis_decide_async(void *conn, const sluice__op *op, sluice__store_c
     q->conn = c;
     q->cb = cb;
     q->arg = arg;
+    q->sent_ns = sent_ns;
     sluice__redis_op_copy(&q->oc, op);
     int rc = req_send(c, q, false);
     if (rc) {

@@ -389,3 +389,15 @@ void sluice__redis_op_copy(sluice__redis_opcopy *dst, const sluice__op *op)
     dst->op.key = dst->key;
     dst->op.limits = dst->limits;
 }
+
+int sluice__redis_open_deny_cache(const sluice__url *url, sluice__deny_cache **dc,
+                                  sluice__redis_errf ef, sluice_error *err)
+{
+    bool on;
+    *dc = NULL;
+    if (sluice__url_onoff(url, "deny_cache", true, &on) != 0)
+        return ef(err, SLUICE_EURL, "deny_cache must be on or off", NULL);
+    if (on && !(*dc = sluice__deny_cache_new(0)))
+        return ef(err, SLUICE_ENOMEM, "out of memory", NULL);
+    return 0;
+}

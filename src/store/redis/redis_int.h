@@ -19,6 +19,7 @@
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 
+#include "store/redis/deny_cache.h"
 #include "store/store.h"
 
 #define SLUICE_REDIS_POOL 8 /* blocking contexts per store */
@@ -53,6 +54,8 @@ typedef struct sluice__redis {
     int db;
     int timeout_ms;
     char sha[41]; /* SHA1 of the script, lowercase hex */
+    /* ?deny_cache=on (default); NULL when off */
+    sluice__deny_cache *dc;
 
     pthread_mutex_t addr_mu; /* guards host, port, gen */
     char host[SLUICE_REDIS_HOST_MAX];
@@ -326,6 +329,14 @@ typedef struct sluice__redis_opcopy {
 
 /** Copies op (valid: 1..SLUICE_MAX_LIMITS limits, key within bounds) into dst. */
 void sluice__redis_op_copy(sluice__redis_opcopy *dst, const sluice__op *op);
+
+/**
+ * Reads ?deny_cache=on|off (default on) and makes the store's deny cache:
+ * *dc is NULL when off.  0; SLUICE_EURL for another value, SLUICE_ENOMEM;
+ * err worded by ef.
+ */
+int sluice__redis_open_deny_cache(const sluice__url *url, sluice__deny_cache **dc,
+                                  sluice__redis_errf ef, sluice_error *err);
 
 /* ---- redis_async.c --------------------------------------------------- */
 
