@@ -30,6 +30,12 @@ bench:
 	@scripts/deps.sh bench
 	@scripts/bench.sh
 
+# sluiced on Redis under wrk load and faults for SOAK_SECONDS (default 600).
+.PHONY: soak
+soak:
+	@scripts/deps.sh bench
+	@scripts/soak.sh
+
 install: all
 	cmake --install $(BUILD) --prefix $(PREFIX)
 

@@ -209,7 +209,11 @@ flush_all
 
 # ---- 6, 7 ----------------------------------------------------------------
 # failover LABEL URL: kill -9 a master that has a replica (not the seed)
-# 1 s into a 14 s load; checks and prints the figures.
+# 1 s into a load that runs 14 s, or longer: until RESUME_S after the cluster
+# is whole again (the stop file; at most 60 s: a failover took 11.5 s on a
+# loaded machine, and the fixed 14 s run ended 1.3 s after its last failure,
+# under the 2 s of recovery asked); checks and prints the figures.
+RESUME_S=4
 failover() {
   local label=$1 victim="" p
   LOAD_URL=$2
@@ -220,19 +224,38 @@ failover() {
   [ -n "$victim" ] || { bad "$label: no master with a replica to kill"; return; }
   local ranges
   ranges=$(slot_ranges "$victim")
-  run_load 14 --dead-ranges "$ranges" --latency-ms $LAT_MS || bad "$label: traffic did not start"
+  rm -f "$CL_DIR/stop"
+  run_load 60 --dead-ranges "$ranges" --latency-ms $LAT_MS --stop-file "$CL_DIR/stop" ||
+    bad "$label: traffic did not start"
+  local t_load; t_load=$(date +%s%3N)
   sleep 1
   local vpid; vpid=$(pid_of "$victim"); { kill -9 "$vpid"; wait "$vpid"; } 2>/dev/null
   echo "# $label: killed master $victim (slots $(cut -c1-60 <<<"$ranges")) under load"
+  # whole again: the seed sees the victim's slots on another node, all ok
+  promoted() {
+    ! ccli "$SEED" CLUSTER NODES | awk -v p=":$victim@" \
+      'index($2, p) && $3 ~ /master/ && NF >= 9 { f = 1 } END { exit !f }' &&
+      ccli "$SEED" CLUSTER INFO | grep -q '^cluster_slots_ok:16384'
+  }
+  local i
+  for ((i = 0; i < 500; i++)); do promoted && break; sleep 0.1; done
+  promoted || bad "$label: no replica took over the killed master's slots"
+  sleep "$RESUME_S"
+  # at least the 14 s of before, so the other masters' share of errors
+  # (at most 1 in 1000) is measured over as many decisions
+  while [ $(($(date +%s%3N) - t_load)) -lt 14000 ]; do sleep 0.1; done
+  touch "$CL_DIR/stop"
   load_done "$label: kill -9 of a master under load, other masters unaffected, no decision over ${LAT_MS} ms"
-  local outage last lost
+  local outage last lost run
   outage=$(field outage_ms "$LOAD_OUT")
   last=$(field last_error_ms "$LOAD_OUT")
+  run=$(field run_ms "$LOAD_OUT")
   lost=$(field lost "$LOAD_OUT")
   echo "# $label: decisions for the dead master's slots failed for ${outage} ms (first failure to last); lost writes (over-admission) ${lost}"
   echo "FIGURE $label outage_ms=$outage lost=$lost $(grep -E '^(decisions|max_latency)' <<<"$LOAD_OUT" | paste -sd' ' -)"
-  if [ -n "$last" ] && [ "$last" -ge 0 ] && [ "$last" -lt 12000 ]; then
-    ok "$label: decisions succeed again without a restart (last failure ${last} ms into the run, run 14000 ms)"
+  # recovered: the last 2 s of the run without a failure (as before: 12000 of 14000)
+  if [ -n "$last" ] && [ -n "$run" ] && [ "$last" -ge 0 ] && [ "$last" -lt $((run - 2000)) ]; then
+    ok "$label: decisions succeed again without a restart (last failure ${last} ms into the run, run ${run} ms)"
   else
     bad "$label: decisions did not recover (last failure at ${last:-?} ms)"
   fi

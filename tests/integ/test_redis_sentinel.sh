@@ -44,9 +44,12 @@ for s in s1 s2 s3; do
     "sentinel failover-timeout mymaster 4000" \
     "sentinel parallel-syncs mymaster 1"
 done
-knows_all() {
-  [ "$(rcli s1 SENTINEL sentinels mymaster 2>/dev/null | grep -c '^name$')" -ge 2 ] &&
-    rcli s1 SENTINEL replicas mymaster 2>/dev/null | grep -q "^$RL_PORT_r\$"
+knows_all() { # every sentinel, not only s1: a failover needs the votes of the others
+  local s
+  for s in s1 s2 s3; do
+    [ "$(rcli "$s" SENTINEL sentinels mymaster 2>/dev/null | grep -c '^name$')" -ge 2 ] &&
+      rcli "$s" SENTINEL replicas mymaster 2>/dev/null | grep -q "^$RL_PORT_r\$" || return 1
+  done
 }
 check "sentinels see each other and the replica" wait_for 30 knows_all
 
@@ -75,16 +78,23 @@ printf '0 r k1\n0 r k1 5\n10 r k1 200\n1700000000000 r k2\n1700000000000 r k2 0\
 check "sluice replay through Sentinel prints what memory:// prints" cmp -s "$RL_DIR/mem.out" "$RL_DIR/snt.out"
 out=$("$S" bench --config "$RL_DIR/c.yaml" --rule r --store "$URL" --requests 5000 --concurrency 64 2>/dev/null | tail -1)
 check "sluice bench through Sentinel: no errors ($out)" test "$(field errors "$out")" = 0
-SLUICE_HAMMER_RATE=5000 SLUICE_TIMEOUT_MS=50 "$T" hammer "$URL" "0:1000000000:31622400000:0" 0 64 fo 9000 >"$RL_DIR/async" 2>&1 &
+# The hammers run until the stop file appears, RESUME_S after the promotion
+# (at most 120 s): a Sentinel election that fails is retried only after
+# 2 x failover-timeout, so a fixed duration could end before any failover.
+RESUME_S=5
+export SLUICE_HAMMER_STOP_FILE="$RL_DIR/stop1"
+SLUICE_HAMMER_RATE=5000 SLUICE_TIMEOUT_MS=50 "$T" hammer "$URL" "0:1000000000:31622400000:0" 0 64 fo 120000 >"$RL_DIR/async" 2>&1 &
 ha=$!
-SLUICE_HAMMER_RATE=1000 SLUICE_TIMEOUT_MS=50 "$T" hammer "$URL" "0:1000000000:31622400000:0" 0 0 fo 9000 >"$RL_DIR/sync" 2>&1 &
+SLUICE_HAMMER_RATE=1000 SLUICE_TIMEOUT_MS=50 "$T" hammer "$URL" "0:1000000000:31622400000:0" 0 0 fo 120000 >"$RL_DIR/sync" 2>&1 &
 hs=$!
 sleep 1
 redis_kill m KILL
 promoted() { rcli s1 SENTINEL get-master-addr-by-name mymaster | tail -1 | grep -qx "$RL_PORT_r"; }
 t0=$(now_ms)
-check "sentinels promote the replica" wait_for 30 promoted
+check "sentinels promote the replica" wait_for 60 promoted
 echo "# failover took $(($(now_ms) - t0)) ms after the kill"
+sleep "$RESUME_S"
+touch "$SLUICE_HAMMER_STOP_FILE"
 wait "$ha"; wait "$hs"
 a_out=$(cat "$RL_DIR/async"); s_out=$(cat "$RL_DIR/sync")
 echo "# async: $a_out"; echo "# sync:  $s_out"
@@ -102,9 +112,10 @@ check "a new process finds the new master" grep -q '"store_error":false' <<<"$ou
 redis_start m
 m_replica() { rcli m INFO replication | grep -q 'master_link_status:up'; }
 check "the old master rejoins as a replica" wait_for 30 m_replica
-SLUICE_HAMMER_RATE=5000 SLUICE_TIMEOUT_MS=50 "$T" hammer "$URL" "0:1000000000:31622400000:0" 0 64 fo2 8000 >"$RL_DIR/async2" 2>&1 &
+export SLUICE_HAMMER_STOP_FILE="$RL_DIR/stop2"
+SLUICE_HAMMER_RATE=5000 SLUICE_TIMEOUT_MS=50 "$T" hammer "$URL" "0:1000000000:31622400000:0" 0 64 fo2 120000 >"$RL_DIR/async2" 2>&1 &
 ha=$!
-SLUICE_HAMMER_RATE=1000 SLUICE_TIMEOUT_MS=50 "$T" hammer "$URL" "0:1000000000:31622400000:0" 0 0 fo2 8000 >"$RL_DIR/sync2" 2>&1 &
+SLUICE_HAMMER_RATE=1000 SLUICE_TIMEOUT_MS=50 "$T" hammer "$URL" "0:1000000000:31622400000:0" 0 0 fo2 120000 >"$RL_DIR/sync2" 2>&1 &
 hs=$!
 sleep 1
 back() { rcli s1 SENTINEL get-master-addr-by-name mymaster | tail -1 | grep -qx "$RL_PORT_m"; }
@@ -118,6 +129,8 @@ failover_back() { # the sentinel may not judge the replica ready yet (NOGOODSLAV
   return 1
 }
 check "manual failover back to the old master" failover_back
+sleep "$RESUME_S"
+touch "$SLUICE_HAMMER_STOP_FILE"
 wait "$ha"; wait "$hs"
 a_out=$(cat "$RL_DIR/async2"); s_out=$(cat "$RL_DIR/sync2")
 echo "# async: $a_out"; echo "# sync:  $s_out"

@@ -204,9 +204,15 @@ timed_check() { # config store -> prints "rc elapsed_ms"
 }
 TO=50
 MARGIN_MS=${SLUICE_TEST_MARGIN_MS:-50} # plus the hammer's measured starvation (within)
-SLUICE_HAMMER_RATE=5000 SLUICE_TIMEOUT_MS=$TO "$T" hammer "$URL/7" "3:1000000:1000:0" 0 64 stopkey 2500 >"$RL_DIR/stop_async" 2>&1 &
+# The hammers of 7 and 8 run until RESUME_S after Redis is back (the stop
+# file; at most 60 s), not for a fixed time that a slow machine can use up
+# before the server returns: recovery must come within RESUME_S (the
+# reconnect backoff is at most 1 s).
+RESUME_S=3
+export SLUICE_HAMMER_STOP_FILE="$RL_DIR/stop7"
+SLUICE_HAMMER_RATE=5000 SLUICE_TIMEOUT_MS=$TO "$T" hammer "$URL/7" "3:1000000:1000:0" 0 64 stopkey 60000 >"$RL_DIR/stop_async" 2>&1 &
 ha=$!
-SLUICE_HAMMER_RATE=1000 SLUICE_TIMEOUT_MS=$TO "$T" hammer "$URL/7" "3:1000000:1000:0" 0 0 stopkey 2500 >"$RL_DIR/stop_sync" 2>&1 &
+SLUICE_HAMMER_RATE=1000 SLUICE_TIMEOUT_MS=$TO "$T" hammer "$URL/7" "3:1000000:1000:0" 0 0 stopkey 60000 >"$RL_DIR/stop_sync" 2>&1 &
 hs=$!
 sleep 0.5
 redis_kill a STOP
@@ -217,6 +223,8 @@ read -r rc ms2 < <(timed_check "$RL_DIR/allow.yaml" "$URL/7")
 check "SIGSTOP: sluice check follows on_store_error allow (exit $rc, ${ms2} ms)" test "$rc" = 0
 sleep 0.5
 redis_kill a CONT
+sleep "$RESUME_S"
+touch "$SLUICE_HAMMER_STOP_FILE"
 wait "$ha"; wait "$hs"
 a_out=$(cat "$RL_DIR/stop_async"); s_out=$(cat "$RL_DIR/stop_sync")
 echo "# async: $a_out"; echo "# sync:  $s_out"
@@ -229,9 +237,10 @@ check "SIGCONT: async decisions succeed again" test "$(field tail_ok "$a_out")" 
 check "SIGCONT: sync decisions succeed again" test "$(field tail_ok "$s_out")" -gt 0
 
 # ---- 8 ------------------------------------------------------------------
-SLUICE_HAMMER_RATE=5000 SLUICE_TIMEOUT_MS=$TO "$T" hammer "$URL/8" "3:1000000:1000:0" 0 64 killkey 3000 >"$RL_DIR/kill_async" 2>&1 &
+export SLUICE_HAMMER_STOP_FILE="$RL_DIR/stop8"
+SLUICE_HAMMER_RATE=5000 SLUICE_TIMEOUT_MS=$TO "$T" hammer "$URL/8" "3:1000000:1000:0" 0 64 killkey 60000 >"$RL_DIR/kill_async" 2>&1 &
 ha=$!
-SLUICE_HAMMER_RATE=1000 SLUICE_TIMEOUT_MS=$TO "$T" hammer "$URL/8" "3:1000000:1000:0" 0 0 killkey 3000 >"$RL_DIR/kill_sync" 2>&1 &
+SLUICE_HAMMER_RATE=1000 SLUICE_TIMEOUT_MS=$TO "$T" hammer "$URL/8" "3:1000000:1000:0" 0 0 killkey 60000 >"$RL_DIR/kill_sync" 2>&1 &
 hs=$!
 sleep 0.5
 redis_kill a KILL
@@ -246,7 +255,10 @@ check "killed: on_store_error allow (remaining = limit)" \
   grep -q '"allowed":true,"limit":100,"remaining":100.*"store_error":true' <<<"$out"
 sleep 0.7
 redis_start a
+sleep "$RESUME_S"
+touch "$SLUICE_HAMMER_STOP_FILE"
 wait "$ha"; wait "$hs"
+unset SLUICE_HAMMER_STOP_FILE
 a_out=$(cat "$RL_DIR/kill_async"); s_out=$(cat "$RL_DIR/kill_sync")
 echo "# async: $a_out"; echo "# sync:  $s_out"
 for m in async sync; do

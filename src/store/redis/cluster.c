@@ -96,7 +96,7 @@ static int slot_connect(sluice__cluster *cs, int i, sluice__redis_slot *s, int64
     if (nreplies < 0)
         return cerr(err, SLUICE_ENOMEM, "out of memory", NULL);
     sluice__redis_append_load(s->c);
-    return sluice__redis_read_setup(s->c, nreplies + 1, NULL, cerr, err);
+    return sluice__redis_slot_setup(s, deadline_us, nreplies + 1, NULL, cerr, err);
 }
 
 /* What one attempt on one node came to. */
@@ -145,7 +145,7 @@ static int send_and_read(sluice__redis_slot *s, const char *cmd, long len, bool 
             *dirty = true;
             return 0;
         }
-        redisReply *rep = sluice__redis_read_reply(cerr, s->c, err);
+        redisReply *rep = sluice__redis_slot_reply(s, deadline_us, cerr, err);
         if (!rep && k > at) {
             *dirty = true; /* only WAIT is missing */
             return 0;

@@ -105,12 +105,13 @@ static int slot_connect(sluice__redis *r, sluice__redis_slot *s, int64_t deadlin
 
 /* Reads the replies to the setup queued by slot_connect(), if any; behind
  * Sentinel, the last one (ROLE) must say master. */
-static int setup_read(sluice__redis *r, sluice__redis_slot *s, sluice_error *err)
+static int setup_read(sluice__redis *r, sluice__redis_slot *s, int64_t deadline_us,
+                      sluice_error *err)
 {
     int nreplies = s->setup_pending;
     s->setup_pending = 0;
     redisReply *role = NULL;
-    int rc = sluice__redis_read_setup(s->c, nreplies, r->sentinel ? &role : NULL, EF, err);
+    int rc = sluice__redis_slot_setup(s, deadline_us, nreplies, r->sentinel ? &role : NULL, EF, err);
     if (rc || !role)
         return rc;
     bool master = role->type == REDIS_REPLY_ARRAY && role->elements >= 1 &&
@@ -136,10 +137,10 @@ static int slot_decide(sluice__redis *r, sluice__redis_slot *s, const sluice__op
     if (rc)
         return rc;
     redisAppendFormattedCommand(s->c, cmd, (size_t)len);
-    rc = setup_read(r, s, err);
+    rc = setup_read(r, s, deadline_us, err);
     if (rc)
         return rc;
-    redisReply *rep = sluice__redis_read_reply(EF, s->c, err);
+    redisReply *rep = sluice__redis_slot_reply(s, deadline_us, EF, err);
     if (rep && sluice__redis_is_noscript(rep)) {
         /* SCRIPT FLUSH, a restart or a failover: load and retry, one round trip */
         freeReplyObject(rep);
@@ -148,10 +149,10 @@ static int slot_decide(sluice__redis *r, sluice__redis_slot *s, const sluice__op
         if (rc == 0) {
             sluice__redis_append_load(s->c);
             redisAppendFormattedCommand(s->c, cmd, (size_t)len);
-            redisReply *load = sluice__redis_read_reply(EF, s->c, err);
+            redisReply *load = sluice__redis_slot_reply(s, deadline_us, EF, err);
             if (load) {
                 freeReplyObject(load);
-                rep = sluice__redis_read_reply(EF, s->c, err);
+                rep = sluice__redis_slot_reply(s, deadline_us, EF, err);
             }
         }
     }
@@ -196,9 +197,9 @@ static int run(sluice__redis *r, const sluice__op *op, sluice_decision *out, slu
         rc = sluice__redis_slot_timeout(s, deadline_us, EF, err);
         if (rc == 0) {
             redisAppendCommand(s->c, "PING");
-            rc = setup_read(r, s, err);
+            rc = setup_read(r, s, deadline_us, err);
         }
-        redisReply *rep = rc ? NULL : sluice__redis_read_reply(EF, s->c, err);
+        redisReply *rep = rc ? NULL : sluice__redis_slot_reply(s, deadline_us, EF, err);
         if (!rep && !rc)
             rc = err->code ? err->code : SLUICE_ESTORE;
         else if (rep && rep->type == REDIS_REPLY_ERROR)

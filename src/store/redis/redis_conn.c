@@ -72,6 +72,38 @@ redisReply *sluice__redis_read_reply(sluice__redis_errf ef, redisContext *c, slu
     return reply;
 }
 
+/*
+ * redisGetReply() with the deadline kept: it bounds each read() by the
+ * socket timeout, so a reply that arrives in pieces (a slow or starved
+ * server, a bad network) could take the timeout once per piece.  Here the
+ * timeout is set to the time left before every write() and read().
+ */
+redisReply *sluice__redis_slot_reply(sluice__redis_slot *s, int64_t deadline_us,
+                                     sluice__redis_errf ef, sluice_error *err)
+{
+    redisContext *c = s->c;
+    void *reply = NULL;
+    if (redisGetReplyFromReader(c, &reply) != REDIS_OK)
+        goto io;
+    int done = reply != NULL;
+    while (!done) {
+        if (sluice__redis_slot_timeout(s, deadline_us, ef, err) != 0)
+            return NULL;
+        if (redisBufferWrite(c, &done) != REDIS_OK)
+            goto io;
+    }
+    while (!reply) {
+        if (sluice__redis_slot_timeout(s, deadline_us, ef, err) != 0)
+            return NULL;
+        if (redisBufferRead(c) != REDIS_OK || redisGetReplyFromReader(c, &reply) != REDIS_OK)
+            goto io;
+    }
+    return reply;
+io:
+    sluice__redis_io_error(ef, err, c);
+    return NULL;
+}
+
 sluice__redis_slot *sluice__redis_slot_take(sluice__redis_slot *pool, unsigned n, atomic_uint *next,
                                             int64_t deadline_us, sluice__redis_errf ef,
                                             sluice_error *err)
@@ -191,13 +223,15 @@ void sluice__redis_append_load(redisContext *c)
     redisAppendCommand(c, "SCRIPT LOAD %b", sluice__redis_lua, sluice__redis_lua_len);
 }
 
-int sluice__redis_read_setup(redisContext *c, int n, redisReply **last, sluice__redis_errf ef,
-                             sluice_error *err)
+/* s: read with sluice__redis_slot_reply() by deadline_us; NULL: plain reads on c. */
+static int read_setup(redisContext *c, sluice__redis_slot *s, int64_t deadline_us, int n,
+                      redisReply **last, sluice__redis_errf ef, sluice_error *err)
 {
     if (last)
         *last = NULL;
     for (int i = 0; i < n; i++) {
-        redisReply *rep = sluice__redis_read_reply(ef, c, err);
+        redisReply *rep = s ? sluice__redis_slot_reply(s, deadline_us, ef, err)
+                            : sluice__redis_read_reply(ef, c, err);
         if (!rep)
             return err && err->code ? err->code : SLUICE_ESTORE;
         if (rep->type == REDIS_REPLY_ERROR) {
@@ -212,6 +246,18 @@ int sluice__redis_read_setup(redisContext *c, int n, redisReply **last, sluice__
             freeReplyObject(rep);
     }
     return 0;
+}
+
+int sluice__redis_read_setup(redisContext *c, int n, redisReply **last, sluice__redis_errf ef,
+                             sluice_error *err)
+{
+    return read_setup(c, NULL, 0, n, last, ef, err);
+}
+
+int sluice__redis_slot_setup(sluice__redis_slot *s, int64_t deadline_us, int n, redisReply **last,
+                             sluice__redis_errf ef, sluice_error *err)
+{
+    return read_setup(s->c, s, deadline_us, n, last, ef, err);
 }
 
 /* ---- asynchronous links ------------------------------------------------- */

@@ -201,6 +201,15 @@ int sluice__redis_slot_timeout(sluice__redis_slot *s, int64_t deadline_us, sluic
                                sluice_error *err);
 
 /**
+ * Sends what is queued on s and reads one reply, all by deadline_us (the
+ * socket timeout re-armed to the time left before every read and write).
+ * NULL with err set: SLUICE_ETIMEOUT, or SLUICE_ESTORE; the context then
+ * holds a partial exchange and must be dropped.
+ */
+redisReply *sluice__redis_slot_reply(sluice__redis_slot *s, int64_t deadline_us,
+                                     sluice__redis_errf ef, sluice_error *err);
+
+/**
  * Connects s (whose context is NULL) to host:port, address generation gen,
  * within the deadline, and sets its socket timeouts.  0; or SLUICE_ETIMEOUT,
  * SLUICE_ESTORE ("connect failed"), SLUICE_ENOMEM with err set.  *unreachable
@@ -227,6 +236,11 @@ void sluice__redis_append_load(redisContext *c);
  */
 int sluice__redis_read_setup(redisContext *c, int n, redisReply **last, sluice__redis_errf ef,
                              sluice_error *err);
+
+/** sluice__redis_read_setup() on slot s, every reply by deadline_us
+ * (sluice__redis_slot_reply). */
+int sluice__redis_slot_setup(sluice__redis_slot *s, int64_t deadline_us, int n, redisReply **last,
+                             sluice__redis_errf ef, sluice_error *err);
 
 /* ---- redis_conn.c: asynchronous links ---------------------------------- */
 

@@ -9,7 +9,7 @@
  *   test_cluster_live exact
  *       threads and async loops hammer 8 hot keys; each key must admit
  *       exactly its limit, with no store error.
- *   test_cluster_live load SECONDS [--max-errors N] [--latency-ms MS]
+ *   test_cluster_live load SECONDS [--max-errors N] [--latency-ms MS] [--stop-file F]
  *                          [--exact] [--ready FILE] [--rate PER_SEC]
  *                          [--dead-ranges a-b,c-d]
  *       K keys (limit L per hour, two limits on one hash tag) from blocking
@@ -23,7 +23,8 @@
  *       other keys may fail at most one decision in a thousand (timeouts of a
  *       loaded machine; they must never wait on the dead master).
  *       Fails when errors exceed --max-errors, a
- *       decision took longer than --latency-ms, or with --exact any key lost
+ *       decision took longer than --latency-ms plus the longest time the
+ *       process could not run (starve_ms), or with --exact any key lost
  *       state or admitted more than L.
  * Environment: SLUICE_CLUSTER_URL (store URL), SLUICE_TIMEOUT_MS (default 50).
  */
@@ -61,7 +62,8 @@ static sluice_config *cfg;
 static sluice_store *st;
 static const char *rule = "c";
 static int nkeys = KEYS;
-static int64_t t0_us, end_us;
+static int64_t t0_us;
+static _Atomic int64_t end_us; /* --stop-file moves it to now */
 static atomic_int_fast64_t admitted[KEYS];
 static atomic_int_fast64_t decisions, errors, denied, first_err_us = INT64_MAX, last_err_us,
                                                       max_lat_us;
@@ -413,6 +415,32 @@ static void set_ranges(const char *spec)
     }
 }
 
+/* The worst oversleep of a 5 ms sleep during the load: how long this
+ * process could not run at all.  No deadline fires while it cannot run, so
+ * the latency bound allows for it (as the Redis tests' starve_us). */
+static atomic_int_fast64_t starve_us;
+static atomic_bool starve_stop;
+static const char *stop_file; /* --stop-file: the run ends once it exists */
+
+static void *starve_main(void *arg)
+{
+    (void)arg;
+    int n = 0;
+    while (!atomic_load(&starve_stop)) {
+        if (stop_file && ++n % 4 == 0 && access(stop_file, F_OK) == 0) {
+            int64_t now = mono_us();
+            if (now < atomic_load(&end_us))
+                atomic_store(&end_us, now);
+        }
+        int64_t t = mono_us();
+        usleep(5000);
+        int64_t late = mono_us() - t - 5000;
+        if (late > atomic_load(&starve_us))
+            atomic_store(&starve_us, late);
+    }
+    return NULL;
+}
+
 static int test_load(int argc, char **argv)
 {
     double secs = strtod(argv[2], NULL);
@@ -432,6 +460,8 @@ static int test_load(int argc, char **argv)
             rate_per_worker = strtod(argv[++i], NULL) / (THREADS + LOOPS);
         else if (strcmp(argv[i], "--dead-ranges") == 0 && i + 1 < argc)
             set_ranges(argv[++i]);
+        else if (strcmp(argv[i], "--stop-file") == 0 && i + 1 < argc)
+            stop_file = argv[++i];
     }
     t0_us = mono_us();
     end_us = t0_us + (int64_t)(secs * 1e6);
@@ -444,7 +474,11 @@ static int test_load(int argc, char **argv)
         if (f)
             fclose(f);
     }
+    pthread_t starver;
+    pthread_create(&starver, NULL, starve_main, NULL);
     traffic(-1);
+    atomic_store(&starve_stop, true);
+    pthread_join(starver, NULL);
     int64_t lost = 0, over = 0, bad = 0, w0 = -1;
     bool crossed = false;
     for (int k = 0; k < KEYS; k++) {
@@ -466,11 +500,12 @@ static int test_load(int argc, char **argv)
     int64_t e = atomic_load(&errors) - atomic_load(&errors_other);
     printf("decisions=%lld errors=%lld denied=%lld\n", (long long)atomic_load(&decisions),
            (long long)e, (long long)atomic_load(&denied));
-    printf("first_error_ms=%lld last_error_ms=%lld outage_ms=%lld\n",
+    printf("first_error_ms=%lld last_error_ms=%lld outage_ms=%lld run_ms=%lld\n",
            (long long)(e ? fe / 1000 : -1), (long long)(e ? le / 1000 : -1),
-           (long long)(e ? (le - fe) / 1000 : 0));
-    printf("max_latency_ms=%.1f slow=%lld\n", (double)atomic_load(&max_lat_us) / 1000.0,
-           (long long)atomic_load(&slow));
+           (long long)(e ? (le - fe) / 1000 : 0), (long long)((atomic_load(&end_us) - t0_us) / 1000));
+    printf("max_latency_ms=%.1f slow=%lld starve_ms=%.1f\n",
+           (double)atomic_load(&max_lat_us) / 1000.0, (long long)atomic_load(&slow),
+           (double)atomic_load(&starve_us) / 1000.0);
     printf("lost=%lld over_limit=%lld unreadable_keys=%lld window_crossed=%d\n", (long long)lost,
            (long long)over, (long long)bad, crossed ? 1 : 0);
     for (int i = 0; i < MSGS && msgs[i][0]; i++)
@@ -483,13 +518,16 @@ static int test_load(int argc, char **argv)
         printf("keys_on_killed_master=%d decisions_on_other_masters=%lld "
                "errors_on_other_masters=%lld\n",
                n, (long long)dn, (long long)eo);
-        /* they never wait on the dead master (slow == 0 below); a timeout of
+        /* they never wait on the dead master (the latency bound below); a timeout of
          * an overloaded test machine may fail one in a thousand */
         ASSERT(eo * 1000 <= dn);
     }
     ASSERT_EQ(bad, 0);
     ASSERT(e <= max_errors);
-    ASSERT_EQ(atomic_load(&slow), 0);
+    /* every decision within the bound, plus only the time this process
+     * could not run (slow counts those over the bound itself) */
+    if (latency_bound_us != INT64_MAX)
+        ASSERT(atomic_load(&max_lat_us) <= latency_bound_us + atomic_load(&starve_us));
     if (exact && !crossed) {
         ASSERT_EQ(lost, 0);
         ASSERT_EQ(over, 0);

@@ -21,6 +21,8 @@
  * max_us=M tail_ok=T done=N starve_us=S" (tail_ok: successes after the last
  * error; starve_us: the longest time the process could not run); SPEC is
  * "alg:limit:window_ms:burst[,alg:...]" with alg a number (sluice.h).
+ * With SLUICE_HAMMER_STOP_FILE set, a DURATION_MS run ends early once that
+ * file exists.
  *   test_redis peek URL SPEC KEY    prints each limit's remaining.
  */
 #include <event2/event.h>
@@ -32,6 +34,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "core/algo.h"
 #include "store/redis/redis_int.h"
@@ -435,10 +438,32 @@ typedef struct hreq {
 
 static void hammer_next(hammer *h);
 
+/* SLUICE_HAMMER_STOP_FILE: a time-bounded run also ends once this file
+ * exists (looked for every 20 ms), so that a test ends the traffic after an
+ * event it waits for (a failover) instead of guessing how long it takes. */
+static bool stop_file_seen(void)
+{
+    static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+    static int64_t next_us;
+    static bool seen;
+    const char *path = getenv("SLUICE_HAMMER_STOP_FILE");
+    if (!path)
+        return false;
+    pthread_mutex_lock(&mu);
+    int64_t now = sluice__redis_mono_us();
+    if (!seen && now >= next_us) {
+        seen = access(path, F_OK) == 0;
+        next_us = now + 20000;
+    }
+    bool r = seen;
+    pthread_mutex_unlock(&mu);
+    return r;
+}
+
 static bool hammer_more(const hammer *h)
 {
     if (h->end_us)
-        return sluice__redis_mono_us() < h->end_us;
+        return sluice__redis_mono_us() < h->end_us && !stop_file_seen();
     return h->started < h->total;
 }
 
