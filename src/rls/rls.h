@@ -78,6 +78,10 @@ int sluice__rls_decide_async(sluice_async *a, const sluice__rls *rls, const slui
 
 /* ---- additions (allowed by the contract) --------------------------------- */
 
+/* descriptors_semantics: envoy charges every hit, also refused ones (upstream's
+ * counters); exact charges a request only when no descriptor refuses it. */
+enum { SLUICE_RLS_SEM_ENVOY = 0, SLUICE_RLS_SEM_EXACT = 1 };
+
 /* The descriptor set loaded with cfg from its descriptors_config; never NULL for a
  * loaded config (an empty set when descriptors_config is absent). */
 const sluice__rls *sluice__config_rls(const sluice_config *cfg);
