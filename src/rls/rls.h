@@ -97,4 +97,8 @@ typedef int (*sluice__rls_header_fn)(void *arg, const char *name, const char *va
 int sluice__rls_headers(const sluice_config *cfg, const sluice__rls_reply *r,
                         sluice__rls_header_fn fn, void *arg);
 
+/* True when path holds a YAML mapping with `domain` or `descriptors` and no `rules`:
+ * an envoyproxy/ratelimit descriptor file rather than a sluice config (sluice lint). */
+bool sluice__rls_looks_like_descriptors(const char *path);
+
 #endif /* SLUICE_RLS_H */

@@ -476,3 +476,19 @@ const sluice__rls_domain *sluice__rls_find_domain(const sluice__rls *r, const ch
             return &r->domains[i];
     return NULL;
 }
+
+bool sluice__rls_looks_like_descriptors(const char *path)
+{
+    char *text = NULL;
+    size_t len = 0;
+    if (read_file(path, &text, &len, NULL) != 0)
+        return false;
+    sluice__ynode *root = NULL;
+    int rc = sluice__yaml_parse(text, len, path, &root, NULL);
+    sluice__free(text);
+    bool yes = rc == 0 && root && root->kind == SLUICE_YNODE_MAP &&
+               (sluice__ynode_get(root, "domain") || sluice__ynode_get(root, "descriptors")) &&
+               !sluice__ynode_get(root, "rules");
+    sluice__ynode_free(root);
+    return yes;
+}
