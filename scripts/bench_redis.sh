@@ -47,7 +47,7 @@ redis.call("HSET", KEYS[1], "tat", tat)
 redis.call("PEXPIRE", KEYS[1], tat - now)
 return 1'
 tb_sha=$(rcli bench SCRIPT LOAD "$lua_tb")
-sl_sha=$(rcli bench SCRIPT LOAD "$(cat src/store/sluice.lua)
+sl_sha=$(rcli bench SCRIPT LOAD "$(cat src/store/redis/sluice.lua)
 ")
 
 fmt='%-52s %9s %12s %9s %9s %8s\n'

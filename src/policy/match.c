@@ -4,7 +4,8 @@
  * a rule, a tier and an identifier, reading an immutable loaded config.  No
  * allocation and no I/O: safe to call from any number of threads at once.
  *
- * The first rule whose method (if it names one) and path match decides.
+ * The first rule whose method (if it names one) and path match decides;
+ * paths are compared in their canonical form (path.c).
  * The identifier comes from the first identity source present and non-empty
  * (the rule's `key`, else the config's `identify`).  A missing or unknown
  * tier falls back to the rule's "free" tier, else its first one.
@@ -27,8 +28,14 @@ static bool path_matches(const sluice__rule *r, const char *path, size_t plen)
     if (!path)
         return false;
     size_t rl = strlen(r->path);
-    if (r->prefix)
-        return plen >= rl && memcmp(path, r->path, rl) == 0;
+    if (r->prefix) {
+        if (plen >= rl && memcmp(path, r->path, rl) == 0)
+            return true;
+        /* a prefix "/api/" (from "/api/" + star) also matches "/api/", whose
+         * canonical form is "/api" */
+        return rl > 1 && r->path[rl - 1] == '/' && plen == rl - 1 &&
+               memcmp(path, r->path, plen) == 0;
+    }
     return plen == rl && memcmp(path, r->path, rl) == 0;
 }
 
@@ -77,9 +84,10 @@ static const char *canonical_ip(const char *ip, char *buf, size_t size)
 }
 
 /* Writes "<prefix><value>" into m->key; SLUICE_EKEY when it does not fit. */
-static int put_key(sluice_match *m, const char *prefix, const char *name, const char *value)
+static int put_key(sluice_match *m, const char *prefix, const char *name, const char *value,
+                   size_t vl)
 {
-    size_t pl = strlen(prefix), nl = name ? strlen(name) + 1 : 0, vl = strlen(value);
+    size_t pl = strlen(prefix), nl = name ? strlen(name) + 1 : 0;
     if (pl + nl + vl > SLUICE_KEY_MAX)
         return SLUICE_EKEY;
     char *p = m->key;
@@ -107,17 +115,29 @@ static int identify(const sluice_config *cfg, const sluice__rule *r, const sluic
         if (ids[i].kind == SLUICE_ID_IP) {
             if (!req->ip || !*req->ip)
                 continue;
-            rc = put_key(m, "ip:", NULL, canonical_ip(req->ip, ipbuf, sizeof(ipbuf)));
+            const char *ipc = canonical_ip(req->ip, ipbuf, sizeof(ipbuf));
+            rc = put_key(m, "ip:", NULL, ipc, strlen(ipc));
         } else {
             v = req->header ? req->header(req->header_ctx, ids[i].header) : NULL;
-            if (!v || !*v)
+            if (!v)
+                continue;
+            /* Spaces and tabs around a field value are not part of it (RFC
+             * 9110 5.5): "k1 " must not be another client than "k1". */
+            size_t vl = strlen(v);
+            while (vl && (*v == ' ' || *v == '\t')) {
+                v++;
+                vl--;
+            }
+            while (vl && (v[vl - 1] == ' ' || v[vl - 1] == '\t'))
+                vl--;
+            if (vl == 0)
                 continue;
             if (ids[i].kind == SLUICE_ID_API_KEY)
-                rc = put_key(m, "api_key:", NULL, v);
+                rc = put_key(m, "api_key:", NULL, v, vl);
             else if (ids[i].kind == SLUICE_ID_USER)
-                rc = put_key(m, "user:", NULL, v);
+                rc = put_key(m, "user:", NULL, v, vl);
             else
-                rc = put_key(m, "header:", ids[i].header, v);
+                rc = put_key(m, "header:", ids[i].header, v, vl);
         }
         if (rc)
             return sluice__errorf(err, SLUICE_EKEY,
@@ -136,8 +156,19 @@ int sluice_config_match(const sluice_config *cfg, const sluice_request *req, slu
 {
     if (!cfg || !req || !m)
         return sluice__errorf(err, SLUICE_EINVAL, "invalid argument");
-    const char *path = req->path;
-    size_t plen = path ? strcspn(path, "?#") : 0;
+    /* Rules see the canonical path (path.c): every spelling of a path that
+     * the server routes to one handler meets the same rule. */
+    char canon[SLUICE_REQUEST_PATH_MAX + 2];
+    const char *path = NULL;
+    size_t plen = 0;
+    if (req->path) {
+        size_t raw = strcspn(req->path, "?#");
+        if (raw > SLUICE_REQUEST_PATH_MAX)
+            return sluice__errorf(err, SLUICE_EINVAL, "path of %zu bytes (at most %d)", raw,
+                                  SLUICE_REQUEST_PATH_MAX);
+        plen = sluice__path_canon(req->path, raw, canon);
+        path = canon;
+    }
     for (int i = 0; i < cfg->nrules; i++) {
         const sluice__rule *r = &cfg->rules[i];
         if (!method_matches(r, req->method) || !path_matches(r, path, plen))
@@ -186,6 +217,18 @@ const sluice__limit_set *sluice__config_limits(const sluice_config *cfg, const s
     if (m->tier_index < 0 || m->tier_index >= r->ntiers)
         return &r->tiers[r->default_tier].set;
     return &r->tiers[m->tier_index].set;
+}
+
+const char *sluice__config_tier_name(const sluice_config *cfg, const sluice_match *m)
+{
+    if (!cfg || !m || m->rule_index < 0 || m->rule_index >= cfg->nrules)
+        return NULL;
+    const sluice__rule *r = &cfg->rules[m->rule_index];
+    if (r->ntiers == 0)
+        return NULL;
+    if (m->tier_index < 0 || m->tier_index >= r->ntiers)
+        return r->tiers[r->default_tier].name;
+    return r->tiers[m->tier_index].name;
 }
 
 static bool in_cidr(const sluice__cidr *c, const unsigned char *a)

@@ -85,6 +85,21 @@ struct sluice_config {
 /* The limits a match selects (rule's own, or its tier's); NULL for a bad index. */
 const sluice__limit_set *sluice__config_limits(const sluice_config *cfg, const sluice_match *m);
 
+/* Longest request path matched against rules (longer: SLUICE_EINVAL). */
+#define SLUICE_REQUEST_PATH_MAX 16384
+
+/*
+ * Writes the canonical form of the path in[0..len) (no query string) to out,
+ * which holds at least len + 2 bytes, NUL-terminated; returns its length.
+ * %XX decoded (not %00), slashes merged, "." and ".." resolved (never above
+ * the root), a trailing slash dropped; "/" for an empty path (path.c).
+ */
+size_t sluice__path_canon(const char *in, size_t len, char *out);
+
+/* The name of the tier whose limits sluice__config_limits picks (the default
+ * tier for a bad tier_index), or NULL for a rule without tiers or a bad match. */
+const char *sluice__config_tier_name(const sluice_config *cfg, const sluice_match *m);
+
 /*
  * True when addr (textual IPv4 or IPv6; an IPv4-mapped IPv6 address counts
  * as IPv4) lies in one of the config's trusted proxy ranges.  False for

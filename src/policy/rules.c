@@ -207,9 +207,18 @@ static int parse_match(sluice__cload *c, const sluice__ynode *n, sluice__rule *r
         if (strchr(s, '?'))
             return sluice__cerr(c, p, "'path' must not hold a query string ('?')");
         r->prefix = star != NULL;
+        /* Stored in the canonical form requests are matched in (path.c); a
+         * prefix keeps its trailing slash: "/api/" + star is "/api" and below. */
+        size_t body = star ? (size_t)(star - s) : strlen(s);
+        char canon[SLUICE_PATH_MAX + 3];
+        size_t cl = sluice__path_canon(s, body, canon);
+        if (star && body > 1 && s[body - 1] == '/' && cl > 1) {
+            canon[cl++] = '/';
+            canon[cl] = '\0';
+        }
         /* A path of slash-star matches every path, like no path at all. */
-        if (strcmp(s, "/*") != 0) {
-            r->path = sluice__strndup(s, star ? (size_t)(star - s) : strlen(s));
+        if (!(star && cl == 1)) {
+            r->path = sluice__strndup(canon, cl);
             if (!r->path)
                 return sluice__cnomem(c);
         } else {

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * store.c - the generic store layer: opens a store by URL scheme through its
- * ops table, builds the store key "<rule>:<identifier>" of a match, and
+ * ops table, builds the store key "<rule>[@<tier>]:<identifier>" of a match, and
  * applies what no store knows about, once for every store: on_store_error
  * (allow, deny, or the in-process fallback store) and shadow rules.  The
  * blocking and the async path share that post-processing
@@ -13,7 +13,7 @@
 #include "core/algo.h"
 #include "core/errors.h"
 #include "policy/policy.h"
-#include "store/memory.h"
+#include "store/memory/memory.h"
 #include "store/store.h"
 #include "store/store_internal.h"
 #include "util/alloc.h"
@@ -231,12 +231,31 @@ static int prepare(const sluice_config *cfg, const sluice_match *m, int64_t cost
     if (!set || set->n < 1 || set->n > SLUICE_MAX_LIMITS)
         return sluice__errorf(err, SLUICE_ENORULE, "rule '%s' has no limits for this match",
                               m->rule);
+    /* Each tier keeps its own state.  With one key for all tiers, a client
+     * that alternates its tier header would have its counters read under
+     * another tier's limits (a full bucket of the larger tier, a window
+     * start of another length): free 2/h and basic 3/h alternated gave
+     * 2, 3, 2, 3, ... an hour.  With a key per tier it gets at most the sum
+     * of its tiers' limits.  Rule and tier names cannot contain '@' or ':'
+     * (rules.c), so no two (rule, tier) pairs share a prefix. */
+    const char *tier = sluice__config_tier_name(cfg, m);
+    size_t tlen = tier ? strlen(tier) : 0;
+    if (tlen > SLUICE_TIER_NAME_MAX)
+        return sluice__errorf(err, SLUICE_ENORULE, "tier name of %zu bytes (1..%d)", tlen,
+                              SLUICE_TIER_NAME_MAX);
     memcpy(keybuf, m->rule, rlen);
-    keybuf[rlen] = ':';
-    memcpy(keybuf + rlen + 1, m->key, m->key_len);
-    keybuf[rlen + 1 + m->key_len] = '\0';
+    size_t at = rlen;
+    if (tier) {
+        keybuf[at++] = '@';
+        memcpy(keybuf + at, tier, tlen);
+        at += tlen;
+    }
+    keybuf[at++] = ':';
+    memcpy(keybuf + at, m->key, m->key_len);
+    at += m->key_len;
+    keybuf[at] = '\0';
     op->key = keybuf;
-    op->key_len = rlen + 1 + m->key_len;
+    op->key_len = at;
     op->limits = set->limits;
     op->nlimits = set->n;
     op->cost = cost;

@@ -15,12 +15,13 @@
 #include "sluice.h"
 
 #define SLUICE_RULE_NAME_MAX 64
-/* "<rule>:<identifier>" */
-#define SLUICE_STORE_KEY_MAX (SLUICE_RULE_NAME_MAX + 1 + SLUICE_KEY_MAX)
+#define SLUICE_TIER_NAME_MAX SLUICE_RULE_NAME_MAX
+/* "<rule>:<identifier>", or "<rule>@<tier>:<identifier>" for a tiered rule */
+#define SLUICE_STORE_KEY_MAX (SLUICE_RULE_NAME_MAX + 1 + SLUICE_TIER_NAME_MAX + 1 + SLUICE_KEY_MAX)
 
 /* One decision for a store to make. */
 typedef struct sluice__op {
-    const char *key;  /* "<rule>:<identifier>"; Redis keys are sluice:{<key>}:<n> */
+    const char *key;  /* "<rule>[@<tier>]:<identifier>"; Redis keys are sluice:{<key>}:<n> */
     size_t key_len;
     const sluice_limit *limits;
     int nlimits;

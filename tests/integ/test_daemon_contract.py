@@ -146,6 +146,35 @@ def test_tiers():
     eq((st, h["x-ratelimit-limit"]), (200, "5"))
 
 
+def test_tier_change_never_resets():
+    # issue 11: free 2/h and premium 5/h alternated (and an unknown tier,
+    # which is free) must admit at most 2 + 5 in the hour, never 2, 5, 2, ...
+    allowed = {"free": 0, "premium": 0, "gold": 0}
+    for i in range(24):
+        tier = ("free", "premium", "gold")[i % 3]
+        st, h, j = D.check({"method": "GET", "path": "/api/t", "ip": "203.0.113.50",
+                            "headers": {"X-User-Tier": tier}})
+        allowed[tier] += j["allowed"]
+    eq((allowed["free"] + allowed["gold"], allowed["premium"]), (2, 5), "per-tier totals")
+
+
+def test_path_spellings_share_the_rule():
+    # issue 11: nginx decodes %XX, merges slashes and resolves dot segments
+    # before routing; a client spelling the login path otherwise must still
+    # meet the login rule (3/min), not the looser /api/* rule
+    spellings = ["/api/auth/login", "//api/auth/login/", "/api/./auth/%6cogin",
+                 "/api/x/../auth/login?next=/", "/api%2fauth//login", "/api/auth/login/."]
+    got = []
+    for uri in spellings:
+        st, h, _ = D.authorize(uri, "POST", {"X-Forwarded-For": "192.0.2.77"})
+        got.append(st)
+    eq(got, [200, 200, 200, 429, 429, 429], "statuses by spelling")
+    st, h, j = D.check({"method": "POST", "path": "/api/auth//login/", "ip": "192.0.2.77"})
+    eq((st, j["rule"]), (429, "login"), "/v1/check canonicalizes too")
+    st, h, j = D.check({"method": "POST", "path": "/" + "a" * 20000, "ip": "192.0.2.77"})
+    eq(st, 400, "a path over the bound is refused")
+
+
 def test_multi_limit():
     seen = []
     for i in range(4):
@@ -415,6 +444,7 @@ def test_pipelining_halfclose_and_backpressure():
 
 try:
     for t in [test_explicit_check_fields_and_headers, test_matched_check_attributes, test_tiers,
+              test_tier_change_never_resets, test_path_spellings_share_the_rule,
               test_multi_limit, test_shadow_rule, test_authorize_sources_and_denial,
               test_trusted_forwarded_for, test_byuser_key_and_missing_identity,
               test_deny_status_and_header_modes, test_leaky_bucket_shaping,

@@ -260,6 +260,17 @@ SCENARIOS = {
             "premium": [L("token_bucket", 10, "1s", 10)],
         }},
     ],
+    "tier_change": [
+        {"name": "api", "tiers": {
+            "free": [L("fixed_window", 2, "1h")],
+            "basic": [L("fixed_window", 3, "1h")],
+        }},
+        {"name": "mixed", "tiers": {
+            "free": [L("token_bucket", 2, "1s", 3), L("sliding_log", 4, "10s")],
+            "basic": [L("sliding_window", 5, "10s")],
+            "premium": [L("leaky_bucket", 10, "1s", 6)],
+        }},
+    ],
     "random_mix": [
         {"name": "mix", "limits": [L("fixed_window", 4, "100ms"),
                                    L("sliding_window", 9, "450ms"),
@@ -309,7 +320,7 @@ def make_limits(specs):
 def replay(rules, lines):
     """Runs replay input lines against fresh state; returns the output lines."""
     by_name = {r["name"]: r for r in rules}
-    state, tier_of = {}, {}
+    state = {}
     out, last = [], 0
     for lineno, line in enumerate(lines, 1):
         f = line.split("#", 1)[0].split()
@@ -328,12 +339,13 @@ def replay(rules, lines):
         else:
             assert not tier, "line %d: tier on a rule without tiers" % lineno
             specs = r["limits"]
-        # keys are per rule and identifier (not per tier): keep vectors unambiguous
-        assert tier_of.setdefault((rule, key), tier) == tier, \
-            "line %d: key used with two tiers" % lineno
-        if (rule, key) not in state:
-            state[(rule, key)] = make_limits(specs)
-        out.append("\t".join(str(v) for v in decide(state[(rule, key)], t, c)))
+        # each tier of a rule keeps its own state (SPEC section 4): a key
+        # that changes tier never resets a counter; an unknown tier is the
+        # fallback tier, state included
+        sk = (rule, tier, key)
+        if sk not in state:
+            state[sk] = make_limits(specs)
+        out.append("\t".join(str(v) for v in decide(state[sk], t, c)))
     return out
 
 

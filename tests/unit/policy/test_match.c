@@ -93,12 +93,33 @@ static void test_method_and_path(void)
     ASSERT_STREQ(rule_of(NULL, "/api/auth/login"), "login-any"); /* no method */
     ASSERT_STREQ(rule_of("POST", "/api/auth/login?next=/x"), "login"); /* query ignored */
     ASSERT_STREQ(rule_of("POST", "/api/auth/login#frag"), "login");
-    ASSERT_STREQ(rule_of("POST", "/api/auth/login/"), "api"); /* exact is exact */
-    ASSERT_STREQ(rule_of("POST", "/api/auth/loginx"), "api");
+    ASSERT_STREQ(rule_of("POST", "/api/auth/loginx"), "api"); /* exact is exact */
     ASSERT_STREQ(rule_of("GET", "/api/"), "api");             /* prefix includes itself */
-    ASSERT_STREQ(rule_of("GET", "/api"), "all");              /* ... but not shorter */
+    ASSERT_STREQ(rule_of("GET", "/api"), "api");              /* ... without its slash */
+    ASSERT_STREQ(rule_of("GET", "/apix"), "all");             /* ... but not another name */
+    /* Issue 11: every spelling the server routes to the login handler meets
+     * the login rule; before, each of these picked the looser "api" rule
+     * (or, with a lowercase "/API", none). */
+    static const char *const logins[] = {
+        "/api/auth/login/", "//api/auth/login", "/api//auth///login", "/api/./auth/login",
+        "/api/x/../auth/login", "/api/auth/%6cogin", "/api/auth/%6Cogin", "/api%2fauth/login",
+        "/%61pi/auth/login/?x=1", "/api/auth/login/.", "/../api/auth/login", "/api/auth/x/.."
+        "/login"};
+    for (size_t i = 0; i < sizeof(logins) / sizeof(logins[0]); i++)
+        ASSERT_STREQ(rule_of("POST", logins[i]), "login");
+    ASSERT_STREQ(rule_of("POST", "/api/auth/login%00"), "api"); /* never a NUL */
+    ASSERT_STREQ(rule_of("POST", "/api/auth/login%2"), "api");  /* a bad escape stays */
+    ASSERT_STREQ(rule_of("POST", "/api/auth/%2e%2e/auth/login"), "login");
+    /* the canonical path is bounded: a longer one is refused, not cut */
+    static char longp[SLUICE_REQUEST_PATH_MAX + 8];
+    memset(longp, 'a', sizeof(longp) - 1);
+    longp[0] = '/';
+    sluice_match lm;
+    ASSERT_EQ(match("GET", longp, "10.0.0.1", NULL, NULL, &lm), SLUICE_EINVAL);
+    longp[SLUICE_REQUEST_PATH_MAX] = '?'; /* the query does not count */
+    ASSERT_EQ(match("GET", longp, "10.0.0.1", NULL, NULL, &lm), 0);
     ASSERT_STREQ(rule_of("GET", "/API/search"), "all");       /* paths are case-sensitive */
-    ASSERT_STREQ(rule_of("GET", "/api?x=/api/"), "all");
+    ASSERT_STREQ(rule_of("GET", "/apix?x=/api/"), "all");  /* the query is not the path */
     ASSERT_STREQ(rule_of("GET", NULL), "all");                /* only path-less rules */
     ASSERT_STREQ(rule_of("GET", "?x"), "all");
 
@@ -137,6 +158,19 @@ static void test_identity_default_order(void)
     const char *empty_key[] = {"X-API-Key", "", "X-User-Id", "u8", NULL};
     ASSERT_EQ(match("GET", "/x", "10.0.0.1", empty_key, NULL, &m), 0);
     ASSERT_STREQ(m.key, "user:u8"); /* empty values do not count */
+
+    /* Spaces and tabs around a value are not part of it: "k1 " is "k1",
+     * not a fresh client (issue 11), and a blank value is an empty one. */
+    const char *padded[] = {"X-API-Key", " \tk1 \t", NULL};
+    ASSERT_EQ(match("GET", "/x", "10.0.0.1", padded, NULL, &m), 0);
+    ASSERT_STREQ(m.key, "api_key:k1");
+    ASSERT_EQ(m.key_len, strlen("api_key:k1"));
+    const char *inner[] = {"X-API-Key", "k 1", NULL};
+    ASSERT_EQ(match("GET", "/x", "10.0.0.1", inner, NULL, &m), 0);
+    ASSERT_STREQ(m.key, "api_key:k 1"); /* inner spaces are the value's */
+    const char *blank[] = {"X-API-Key", " \t ", "X-User-Id", "u9", NULL};
+    ASSERT_EQ(match("GET", "/x", "10.0.0.1", blank, NULL, &m), 0);
+    ASSERT_STREQ(m.key, "user:u9");
 
     ASSERT_EQ(match("GET", "/x", "10.0.0.1", NULL, NULL, &m), 0);
     ASSERT_STREQ(m.key, "ip:10.0.0.1");

@@ -35,7 +35,7 @@
 #include <unistd.h>
 
 #include "sluice.h"
-#include "store/crc16.h"
+#include "store/redis/crc16.h"
 #include "test.h"
 
 #define KEYS 1000

@@ -4,7 +4,7 @@
  * server: the slot of a decision's keys, and how error replies are read
  * (MOVED and ASK targets, empty hosts, retryable errors, NOSCRIPT).
  */
-#include "store/cluster_int.h"
+#include "store/redis/cluster_int.h"
 #include "test.h"
 
 static sluice__cluster_reply classify(const char *msg, int *slot, char *host, int *port)

@@ -3,7 +3,7 @@
  * test_crc16.c - CRC16/XMODEM check value and the cluster hash-tag rule,
  * against slots verified with CLUSTER KEYSLOT on redis-server 7.0.
  */
-#include "store/crc16.h"
+#include "store/redis/crc16.h"
 #include "test.h"
 
 static void test_check_value(void)

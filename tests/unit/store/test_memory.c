@@ -7,7 +7,7 @@
  * nothing.  Explicit now_ms everywhere, so every result is exact.
  */
 #include "core/algo.h"
-#include "store/memory.h"
+#include "store/memory/memory.h"
 #include "store/store.h"
 #include "test.h"
 
@@ -366,11 +366,56 @@ static void test_signature_change(void)
     ASSERT_EQ(d.remaining, 5);
     ASSERT_EQ(decide(m, "k", &log, 1, 2, 100, &d), 0); /* new algorithm: fresh */
     ASSERT_EQ(d.remaining, 3);
-    ASSERT_EQ(decide(m, "k", pair, 2, 1, 100, &d), 0); /* two limits: new node */
-    ASSERT_EQ(d.limits[0].remaining, 4);
+    /* two limits: a new node, but limit 0 has log's parameters: its cell is
+     * kept (2 + 1 used), as the Redis key holding those parameters would be */
+    ASSERT_EQ(decide(m, "k", pair, 2, 1, 100, &d), 0);
+    ASSERT_EQ(d.limits[0].remaining, 2);
     ASSERT_EQ(d.limits[1].remaining, 4);
     ASSERT_EQ(decide(m, "k", &five, 1, 1, 100, &d), 0); /* back to one */
     ASSERT_EQ(d.remaining, 4);
+    ASSERT_EQ(sluice__memory_keys(m), 1);
+    sluice__memory_close(m);
+}
+
+/* A reload keeps the state of every limit whose algorithm, limit, window and
+ * burst are unchanged (SPEC section 4), limit by limit: changing a rule's
+ * per-second limit must not hand out a fresh hourly quota. */
+static void test_reload_keeps_unchanged_limits(void)
+{
+    sluice__memstore *m = open_mem("memory://");
+    const sluice_limit before[3] = {{SLUICE_TOKEN_BUCKET, 5, 1000, 5},
+                                    {SLUICE_FIXED_WINDOW, 10, 3600000, 0},
+                                    {SLUICE_SLIDING_LOG, 8, 60000, 0}};
+    sluice_limit after[3];
+    memcpy(after, before, sizeof(after));
+    after[0].limit = 50; /* the per-second limit changes */
+    after[0].burst = 50;
+    sluice_decision d;
+    for (int i = 0; i < 4; i++)
+        ASSERT_EQ(decide(m, "r", before, 3, 1, 100, &d), 0);
+    ASSERT(d.allowed);
+    ASSERT_EQ(decide(m, "r", after, 3, 1, 200, &d), 0);
+    ASSERT(d.allowed);
+    ASSERT_EQ(d.limits[0].remaining, 49); /* changed: fresh */
+    ASSERT_EQ(d.limits[1].remaining, 5);  /* unchanged: 10 - 5 */
+    ASSERT_EQ(d.limits[2].remaining, 3);  /* unchanged, a sliding log: 8 - 5 */
+    /* a third limit dropped by a reload: the two kept cells survive the
+     * smaller node (and the log moves with its cell) */
+    ASSERT_EQ(decide(m, "r", after, 2, 1, 300, &d), 0);
+    ASSERT_EQ(d.limits[0].remaining, 49); /* refilled by the 100 ms */
+    ASSERT_EQ(d.limits[1].remaining, 4);
+    /* and grown back: the log limit starts afresh */
+    ASSERT_EQ(decide(m, "r", after, 3, 1, 400, &d), 0);
+    ASSERT_EQ(d.limits[1].remaining, 3);
+    ASSERT_EQ(d.limits[2].remaining, 7);
+    /* the hourly window still denies at 10 in all, whatever the first limit */
+    for (int i = 0; i < 3; i++) {
+        ASSERT_EQ(decide(m, "r", before, 3, 1, 500 + i, &d), 0);
+        ASSERT(d.allowed);
+    }
+    ASSERT_EQ(decide(m, "r", before, 3, 1, 600, &d), 0);
+    ASSERT(!d.allowed);
+    ASSERT_EQ(d.decided_by, 1);
     ASSERT_EQ(sluice__memory_keys(m), 1);
     sluice__memory_close(m);
 }
@@ -642,6 +687,7 @@ int main(void)
     RUN(test_evict_sampled);
     RUN(test_multi_limit);
     RUN(test_signature_change);
+    RUN(test_reload_keeps_unchanged_limits);
     RUN(test_rehash);
     RUN(test_churn_keeps_state);
     RUN(test_enomem);

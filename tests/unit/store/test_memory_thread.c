@@ -9,7 +9,7 @@
  */
 #include <pthread.h>
 
-#include "store/memory.h"
+#include "store/memory/memory.h"
 #include "store/store.h"
 #include "test.h"
 #include "util/clock.h"

@@ -23,7 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "store/redis_int.h"
+#include "store/redis/redis_int.h"
 #include "test.h"
 
 extern char **environ;

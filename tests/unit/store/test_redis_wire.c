@@ -14,8 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "store/redis_int.h"
-#include "store/redis_lua.h"
+#include "store/redis/redis_int.h"
+#include "store/redis/redis_lua.h"
 #include "test.h"
 
 static uint64_t seed;

@@ -13,7 +13,7 @@
 
 #include <event2/event.h>
 
-#include "store/memory.h"
+#include "store/memory/memory.h"
 #include "store/store.h"
 #include "store/store_internal.h"
 #include "test.h"

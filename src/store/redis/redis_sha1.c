@@ -7,7 +7,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "store/redis_int.h"
+#include "store/redis/redis_int.h"
 
 static uint32_t rol(uint32_t x, int n)
 {

@@ -20,7 +20,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "store/redis_int.h"
+#include "store/redis/redis_int.h"
 #include "util/alloc.h"
 
 #define RESOLVE_EVERY_MS 5000

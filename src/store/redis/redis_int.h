@@ -81,7 +81,7 @@ void sluice__redis_suspect(sluice__redis *r);
 /* ---- redis_reply.c --------------------------------------------------- */
 
 /* Bytes of the longest EVALSHA command (SLUICE_MAX_LIMITS limits, longest key). */
-#define SLUICE_REDIS_CMD_MAX 6144
+#define SLUICE_REDIS_CMD_MAX 8192
 
 /**
  * Writes the RESP command EVALSHA <sha> ... deciding op into buf[0..size),

@@ -6,7 +6,7 @@
  *
  * The slot map, node table and refresh thread are in cluster_topo.c.
  *
- * Routing.  A decision's keys sluice:{<rule>:<identifier>}:<n> share one
+ * Routing.  A decision's keys sluice:{<rule>[@<tier>]:<identifier>}:<n> share one
  * hash tag, so one decision is one EVALSHA to the master of one slot
  * (CRC16/XMODEM, crc16.c).  slots[] maps each of the 16384 slots to an entry
  * of nodes[]; readers use it without a lock.  It is rebuilt from CLUSTER
@@ -41,8 +41,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "store/cluster_int.h"
-#include "store/redis_lua.h"
+#include "store/redis/cluster_int.h"
+#include "store/redis/redis_lua.h"
 #include "util/alloc.h"
 
 /* ---- small helpers ---------------------------------------------------- */

@@ -14,7 +14,7 @@
 #include <stddef.h>
 #include <string.h>
 
-#include "store/redis_int.h"
+#include "store/redis/redis_int.h"
 #include "util/alloc.h"
 
 #define VEC_CAP 64      /* element vectors up to this many are pooled (a decision: 1 + 6*8) */

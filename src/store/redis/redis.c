@@ -21,8 +21,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "store/redis_int.h"
-#include "store/redis_lua.h"
+#include "store/redis/redis_int.h"
+#include "store/redis/redis_lua.h"
 #include "util/alloc.h"
 
 int64_t sluice__redis_mono_us(void)

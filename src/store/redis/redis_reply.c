@@ -10,8 +10,8 @@
 #include <string.h>
 
 #include "core/algo.h"
-#include "store/redis_int.h"
-#include "store/redis_lua.h"
+#include "store/redis/redis_int.h"
+#include "store/redis/redis_lua.h"
 
 #define KEY_BUF (SLUICE_STORE_KEY_MAX + 32)
 
@@ -129,7 +129,7 @@ static long write_call(const char *verb, size_t verb_len, const char *body, size
     p = put_bulk(p, body, body_len);
     p = put_num(p, n);
     for (int i = 0; i < n; i++) {
-        /* sluice:{<rule>:<identifier>}:<i> - one hash tag for the whole decision;
+        /* sluice:{<rule>[@<tier>]:<identifier>}:<i> - one hash tag for the whole decision;
          * i < SLUICE_MAX_LIMITS <= 10 is one digit */
         p = put_bulk_hdr(p, 8 + op->key_len + 3);
         memcpy(p, "sluice:{", 8);

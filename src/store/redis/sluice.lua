@@ -2,9 +2,9 @@
 -- sluice.lua - one rate-limit decision for a whole limit set, run atomically
 -- on the Redis server (EVALSHA).  Mirrors src/core/algo.c line for line (the
 -- arithmetic of docs/design.md); tests/vectors proves both agree.  Embedded in
--- src/store/redis_lua.c (test_redis_lua checks the copy is identical).
+-- src/store/redis/redis_lua.c (test_redis_lua checks the copy is identical).
 --
--- KEYS[i]  sluice:{<rule>:<identifier>}:<i-1>, one per limit (same hash tag)
+-- KEYS[i]  sluice:{<rule>[@<tier>]:<identifier>}:<i-1>, one per limit (one hash tag)
 -- ARGV     now_ms (-1: the server's TIME), cost, then per limit:
 --          algorithm, limit, window_ms, burst, and finally ttl_slack_ms
 -- returns  { now_ms, then per limit: allowed, limit, remaining,

@@ -20,8 +20,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "store/redis_int.h"
-#include "store/redis_lua.h"
+#include "store/redis/redis_int.h"
+#include "store/redis/redis_lua.h"
 
 /* ---- time --------------------------------------------------------------- */
 

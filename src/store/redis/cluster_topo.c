@@ -13,7 +13,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "store/cluster_int.h"
+#include "store/redis/cluster_int.h"
 #include "util/alloc.h"
 
 /* ---- slots and nodes --------------------------------------------------- */

@@ -17,7 +17,7 @@
 #include <event2/event.h>
 #include <stdbool.h>
 
-#include "store/redis_int.h"
+#include "store/redis/redis_int.h"
 #include "util/alloc.h"
 
 typedef struct rev {

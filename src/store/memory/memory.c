@@ -41,8 +41,8 @@
 #include <string.h>
 
 #include "core/algo.h"
-#include "store/memory.h"
-#include "store/memory_int.h"
+#include "store/memory/memory.h"
+#include "store/memory/memory_int.h"
 #include "store/store.h"
 #include "util/alloc.h"
 #include "util/clock.h"
@@ -50,13 +50,16 @@
 
 /* ---- nodes (the shard and node layouts are in memory_int.h) ------------- */
 
-static mnode *node_new(const shard *s, uint64_t h, uint32_t sig, unsigned logmask, const char *key,
-                       size_t key_len)
+static uint32_t limit_sig1(const sluice_limit *l);
+
+/* A node for the key, its cells zeroed, made for limits[0..(sig & 7)]. */
+static mnode *node_new(const shard *s, uint64_t h, uint32_t sig, unsigned logmask,
+                       const sluice_limit *limits, const char *key, size_t key_len)
 {
     int n = (int)(sig & 7) + 1;
     size_t pre = node_prefix(s);
     size_t head = sizeof(mnode) + (size_t)n * sizeof(sluice__cell);
-    unsigned char *raw = sluice__malloc(pre + head + TAIL_BYTES + key_len);
+    unsigned char *raw = sluice__malloc(pre + head + TAIL_BYTES(n) + key_len);
     if (!raw)
         return NULL;
     if ((uint64_t)(uintptr_t)(raw + pre) > PTR_MASK) { /* cannot be a table entry */
@@ -71,7 +74,11 @@ static mnode *node_new(const shard *s, uint64_t h, uint32_t sig, unsigned logmas
     uint16_t kl = (uint16_t)key_len;
     t[0] = (unsigned char)logmask;
     memcpy(t + 1, &kl, sizeof(kl));
-    memcpy(t + TAIL_BYTES, key, key_len);
+    for (int i = 0; i < n; i++) {
+        uint32_t cs = limit_sig1(&limits[i]);
+        memcpy(t + TAIL_FIXED + 4 * (size_t)i, &cs, sizeof(cs));
+    }
+    memcpy(t + TAIL_BYTES(n), key, key_len);
     return nd;
 }
 
@@ -435,22 +442,31 @@ static uint64_t mix64(uint64_t x)
     return x ^ (x >> 31);
 }
 
-/* Signature of a limit set: a hash of every parameter with nlimits - 1 in
- * the low 3 bits; logmask gets bit i for a sliding-log limit i.  Not keyed:
- * it only tells a changed rule from the same one (each field goes through
- * its own odd multiplier, a bijection, so changing one field always changes
- * the word that is mixed), and which cells own memory is recorded exactly in
- * the log mask, not trusted to the hash. */
+/* Signature of one limit: what tells, after a reload, the cells of a limit
+ * that did not change (kept, as on Redis, where each key holds its limit's
+ * parameters) from those of one that did (started afresh).  Not keyed: each
+ * field goes through its own odd multiplier, a bijection, so changing one
+ * field always changes the word that is mixed; two different limits share a
+ * signature with odds of 2^-32, and then the kept cell is read under the new
+ * parameters, which every algorithm clamps (docs/design.md). */
+static uint32_t limit_sig1(const sluice_limit *l)
+{
+    uint64_t w = (uint64_t)l->algorithm * 0x9e3779b97f4a7c15ULL ^
+                 (uint64_t)l->limit * 0xc2b2ae3d27d4eb4fULL ^
+                 (uint64_t)l->window_ms * 0x165667b19e3779f9ULL ^
+                 (uint64_t)l->burst * 0xd6e8feb86659fd93ULL;
+    return (uint32_t)(mix64(w) >> 32);
+}
+
+/* Signature of a limit set: the limits' signatures and positions, with
+ * nlimits - 1 in the low 3 bits; logmask gets bit i for a sliding-log limit
+ * i (which cells own memory is recorded exactly, not trusted to a hash). */
 static uint32_t limits_sig(const sluice_limit *limits, int n, unsigned *logmask)
 {
     uint64_t h = (uint64_t)n;
     *logmask = 0;
     for (int i = 0; i < n; i++) {
-        uint64_t w = (uint64_t)limits[i].algorithm * 0x9e3779b97f4a7c15ULL ^
-                     (uint64_t)limits[i].limit * 0xc2b2ae3d27d4eb4fULL ^
-                     (uint64_t)limits[i].window_ms * 0x165667b19e3779f9ULL ^
-                     (uint64_t)limits[i].burst * 0xd6e8feb86659fd93ULL;
-        h = mix64(h ^ w);
+        h = mix64(h ^ ((uint64_t)limit_sig1(&limits[i]) << 32 | (uint64_t)i));
         if (limits[i].algorithm == SLUICE_SLIDING_LOG)
             *logmask |= 1u << i;
     }
@@ -513,7 +529,7 @@ static int decide_new(shard *s, uint64_t h, const sluice__op *op, uint32_t sig, 
         return SLUICE_ENOMEM;
     if (!table_room(s))
         return SLUICE_ENOMEM; /* a failed allocation kept the table from growing */
-    mnode *nd = node_new(s, h, sig, logmask, op->key, op->key_len);
+    mnode *nd = node_new(s, h, sig, logmask, op->limits, op->key, op->key_len);
     if (!nd)
         return SLUICE_ENOMEM;
     int rc = sluice__decide_cells(op->limits, op->nlimits, nd->cells, now, op->cost, out);
@@ -538,21 +554,47 @@ static int decide_new(shard *s, uint64_t h, const sluice__op *op, uint32_t sig, 
     return 0;
 }
 
-/* The rule behind a key changed: start its cells from scratch.  Returns the
- * (possibly reallocated) node at w, or NULL on ENOMEM (nothing changed). */
-static mnode *node_reset(shard *s, mnode *old, where w, uint32_t sig, unsigned logmask)
+/* The rule behind a key changed (a reload): the cell of limit i is kept when
+ * the node had a cell i made for the same parameters, else it starts from
+ * scratch, as each Redis key of the Lua engine does.  So a reload keeps the
+ * state of every unchanged limit: changing a rule's per-second limit does
+ * not hand its clients a fresh daily quota.  Returns the (possibly
+ * reallocated) node at w, or NULL on ENOMEM (nothing changed). */
+static mnode *node_reset(shard *s, mnode *old, where w, const sluice__op *op, uint32_t sig,
+                         unsigned logmask)
 {
-    if ((old->sig & 7) == (sig & 7)) {
-        int n = node_nlimits(old);
-        cells_release(node_logmask(old), n, old->cells);
-        memset(old->cells, 0, (size_t)n * sizeof(sluice__cell));
+    int nold = node_nlimits(old), nnew = op->nlimits;
+    unsigned oldmask = node_logmask(old);
+    bool keep[SLUICE_MAX_LIMITS] = {false};
+    for (int i = 0; i < nold && i < nnew; i++)
+        keep[i] = node_cell_sig(old, i) == limit_sig1(&op->limits[i]) &&
+                  ((oldmask >> i) & 1u) == ((logmask >> i) & 1u);
+    mnode *nd = old;
+    if (nold != nnew) {
+        nd = node_new(s, old->hash, sig, logmask, op->limits, node_key(old), node_keylen(old));
+        if (!nd)
+            return NULL;
+    }
+    for (int i = 0; i < nold; i++) {
+        if (i < nnew && keep[i]) {
+            if (nd != old)
+                nd->cells[i] = old->cells[i]; /* moves a sliding log's list */
+            continue;
+        }
+        if (oldmask & (1u << i))
+            sluice__algo_release(&log_limit, &old->cells[i]);
+        memset(&old->cells[i], 0, sizeof(sluice__cell));
+    }
+    if (nd == old) {
         old->sig = sig;
-        node_tail(old)[0] = (unsigned char)logmask;
+        unsigned char *t = node_tail(old);
+        t[0] = (unsigned char)logmask;
+        for (int i = 0; i < nnew; i++) {
+            uint32_t cs = limit_sig1(&op->limits[i]);
+            memcpy(t + TAIL_FIXED + 4 * (size_t)i, &cs, sizeof(cs));
+        }
         return old;
     }
-    mnode *nd = node_new(s, old->hash, sig, logmask, node_key(old), node_keylen(old));
-    if (!nd)
-        return NULL;
     s->tab[w.t][w.pos] = slot_make(nd, nd->hash);
     if (s->lru) { /* take old's place in the LRU list */
         lru_links *l = node_links(nd), *o = node_links(old);
@@ -567,7 +609,8 @@ static mnode *node_reset(shard *s, mnode *old, where w, uint32_t sig, unsigned l
         else
             s->tail = nd;
     }
-    node_free(s, old);
+    /* old's kept cells now belong to nd: free old's memory, not theirs */
+    sluice__free((unsigned char *)old - node_prefix(s));
     return nd;
 }
 
@@ -608,7 +651,7 @@ static int mem_decide(void *impl, const sluice__op *op, sluice_decision *out, sl
         rc = decide_new(s, h, op, sig, logmask, now, out);
     } else {
         if (nd->sig != sig || node_logmask(nd) != logmask)
-            nd = node_reset(s, nd, w, sig, logmask);
+            nd = node_reset(s, nd, w, op, sig, logmask);
         rc = nd ? sluice__decide_cells(op->limits, op->nlimits, nd->cells, now, op->cost, out)
                 : SLUICE_ENOMEM;
         if (rc == 0)

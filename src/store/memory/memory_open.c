@@ -4,8 +4,8 @@
  * parameters (max_keys, shards), open, close, the key count and, for tests,
  * the check of the tables' invariants.  The decision path is memory.c.
  */
-#include "store/memory.h"
-#include "store/memory_int.h"
+#include "store/memory/memory.h"
+#include "store/memory/memory_int.h"
 #include "store/store.h"
 #include "util/alloc.h"
 #include "util/siphash.h"

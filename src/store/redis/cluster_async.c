@@ -36,8 +36,8 @@
 
 #include <hiredis/async.h>
 
-#include "store/cluster_int.h"
-#include "store/redis_lua.h"
+#include "store/redis/cluster_int.h"
+#include "store/redis/redis_lua.h"
 #include "util/alloc.h"
 
 typedef struct cloop cloop;

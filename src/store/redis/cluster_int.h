@@ -18,8 +18,8 @@
 
 #include <hiredis/hiredis.h>
 
-#include "store/crc16.h"
-#include "store/redis_int.h"
+#include "store/redis/crc16.h"
+#include "store/redis/redis_int.h"
 #include "store/store.h"
 
 #define SLUICE_CLUSTER_NODES_MAX 64    /* node addresses tracked at once (masters + ASK targets) */

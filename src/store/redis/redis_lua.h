@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * redis_lua.h - the text of the Redis decision script (src/store/sluice.lua),
+ * redis_lua.h - the text of the Redis decision script (src/store/redis/sluice.lua),
  * embedded at build time by scripts/gen_redis_lua.sh.  Read-only data.
  */
 #ifndef SLUICE_STORE_REDIS_LUA_H

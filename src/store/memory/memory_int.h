@@ -18,7 +18,7 @@
 
 #include "core/algo.h"
 #include "core/errors.h"
-#include "store/memory.h"
+#include "store/memory/memory.h"
 #include "store/store.h"
 #include "util/siphash.h"
 
@@ -44,8 +44,11 @@ struct mnode {
     sluice__cell cells[]; /* nlimits cells, then the tail (see node_tail) */
 };
 /* Tail after cells[nlimits]: uint8 mask of sliding-log cells, uint16 key
- * length (unaligned), key bytes (not NUL-terminated). */
-#define TAIL_BYTES 3
+ * length, one uint32 signature per cell (limit_sig1() of the limit it was
+ * made for: a reload keeps the cells of unchanged limits), key bytes (not
+ * NUL-terminated).  Everything in the tail is unaligned. */
+#define TAIL_FIXED 3
+#define TAIL_BYTES(n) (TAIL_FIXED + 4 * (size_t)(n))
 
 /* A table entry: SLOT_EMPTY, SLOT_TOMB (a deleted entry that probes pass
  * over), or a node address (below 2^48: user-space addresses on Linux
@@ -163,7 +166,14 @@ static inline size_t node_keylen(mnode *nd)
 
 static inline const char *node_key(mnode *nd)
 {
-    return (const char *)node_tail(nd) + TAIL_BYTES;
+    return (const char *)node_tail(nd) + TAIL_BYTES(node_nlimits(nd));
+}
+
+static inline uint32_t node_cell_sig(mnode *nd, int i)
+{
+    uint32_t v;
+    memcpy(&v, node_tail(nd) + TAIL_FIXED + 4 * (size_t)i, sizeof(v));
+    return v;
 }
 
 static inline lru_links *node_links(mnode *nd)

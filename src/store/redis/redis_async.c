@@ -32,8 +32,8 @@
 
 #include <hiredis/async.h>
 
-#include "store/redis_int.h"
-#include "store/redis_lua.h"
+#include "store/redis/redis_int.h"
+#include "store/redis/redis_lua.h"
 #include "util/alloc.h"
 
 typedef struct aconn aconn;

@@ -7,7 +7,7 @@
  */
 #include <string.h>
 
-#include "store/crc16.h"
+#include "store/redis/crc16.h"
 
 /* One table entry: eight shift-and-xor steps of the polynomial 0x1021. */
 #define S1(c) ((uint16_t)(((c)&0x8000) ? (((c) << 1) ^ 0x1021) : ((c) << 1)))
