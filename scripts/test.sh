@@ -28,6 +28,8 @@ cmake --build build-asan -j "$jobs"
 # crash or leak (a leak report makes the process exit non-zero).
 (cd build-asan && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure \
     -R 'integ_test_(cli|vectors|daemon_badinput|daemon_contract|daemon_ops)$') || fail=1
+# POST /json bad input and SIGHUP reloads of descriptor files, under ASan
+(cd build-asan && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure -R 'integ_test_rls_json$') || fail=1
 
 step "TSan build"
 cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=Debug -DSLUICE_TSAN=ON >/dev/null

@@ -175,6 +175,7 @@ def test_memory():
         eq(metric(m, "sluice_rls_domain_not_found_total"), 1)
     finally:
         d.stop()
+    eq(d.proc.returncode, 0, "sluiced drained and exited 0 (no leak report under ASan)")
 
 
 def test_reload():
@@ -209,6 +210,7 @@ def test_reload():
         os.unlink(os.path.join(DESC_DIR, "broken.yaml"))
         write_own(5)
         d.stop()
+    eq(d.proc.returncode, 0, "sluiced exited 0 after the reloads")
 
 
 def test_redis():
