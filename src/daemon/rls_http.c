@@ -55,6 +55,9 @@ static void on_reply(int status, const sluice__rls_reply *reply, void *arg)
         jrq_free(r);
         return;
     }
+    /* latency and store failures in the shared series (no rule slot: -1) */
+    sluiced_metrics_decision(-1, SLUICED_RES_ALLOWED, reply->store_error,
+                             r->cfg->cfg->on_store_error, sluiced_now_us() - r->t0_us);
     hdrs h = {json_array(), r->rp};
     if (!h.arr)
         abort();
