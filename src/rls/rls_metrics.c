@@ -5,8 +5,10 @@
  * ratelimit_service_rate_limit_{total_hits,over_limit,near_limit,
  * within_limit,shadow_mode}: counts are in hits, not requests, as upstream.
  * near_limit counts hits admitted above 80% of requests_per_unit (upstream's
- * default NEAR_LIMIT_RATIO).  Slots are found by (domain, descriptor) under a
- * mutex; counters are relaxed atomics.  A full table counts into one
+ * default NEAR_LIMIT_RATIO).  Slots are found by (domain, descriptor) in an
+ * open-addressing index read without a lock (a slot is filled before its
+ * index entry is published with release order, and never changes after);
+ * only a miss takes the mutex to insert.  Counters are relaxed atomics.  A full table counts into one
  * descriptor="_other" slot per process.
  */
 #include <pthread.h>
@@ -31,8 +33,8 @@ typedef struct mslot {
 } mslot;
 
 static mslot slots[SLUICE_RLS_METRIC_SLOTS + 1]; /* the last is "_other" */
-static int nslots;
-static int index_of[2 * SLUICE_RLS_METRIC_SLOTS]; /* open addressing: slot+1, 0 empty */
+static atomic_int nslots;
+static atomic_int index_of[2 * SLUICE_RLS_METRIC_SLOTS]; /* open addressing: slot+1, 0 empty */
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static atomic_uint_fast64_t unknown_domain, refused;
 
@@ -50,32 +52,45 @@ static uint64_t hash2(const char *a, const char *b)
     return sluice__siphash(mkey, buf, la + lb + 1);
 }
 
+/* Probes for (domain, desc); returns the slot, or NULL with *pos the empty entry. */
+static mslot *probe(const char *domain, const char *desc, uint64_t h, size_t *pos)
+{
+    size_t mask = 2 * SLUICE_RLS_METRIC_SLOTS - 1;
+    for (size_t i = (size_t)h & mask;; i = (i + 1) & mask) {
+        int s = atomic_load_explicit(&index_of[i], memory_order_acquire);
+        if (s == 0) {
+            *pos = i;
+            return NULL;
+        }
+        mslot *m = &slots[s - 1];
+        if (m->hash == h && strcmp(m->domain, domain) == 0 && strcmp(m->descriptor, desc) == 0)
+            return m;
+    }
+}
+
 static mslot *find(const char *domain, const char *desc)
 {
     uint64_t h = hash2(domain, desc);
-    size_t mask = 2 * SLUICE_RLS_METRIC_SLOTS - 1;
+    size_t pos;
+    mslot *m = probe(domain, desc, h, &pos);
+    if (m)
+        return m;
+    if (atomic_load_explicit(&nslots, memory_order_relaxed) >= SLUICE_RLS_METRIC_SLOTS)
+        return &slots[SLUICE_RLS_METRIC_SLOTS]; /* full: no lock for the overflow */
     pthread_mutex_lock(&lock);
-    size_t i = (size_t)h & mask;
-    for (;;) {
-        int s = index_of[i];
-        if (s == 0)
-            break;
-        mslot *m = &slots[s - 1];
-        if (m->hash == h && strcmp(m->domain, domain) == 0 && strcmp(m->descriptor, desc) == 0) {
-            pthread_mutex_unlock(&lock);
-            return m;
-        }
-        i = (i + 1) & mask;
-    }
-    mslot *m = &slots[SLUICE_RLS_METRIC_SLOTS];
-    if (nslots < SLUICE_RLS_METRIC_SLOTS) {
-        char *d = sluice__strdup(domain), *k = sluice__strdup(desc);
+    m = probe(domain, desc, h, &pos); /* another thread may have inserted it */
+    if (!m) {
+        m = &slots[SLUICE_RLS_METRIC_SLOTS];
+        char *d = atomic_load(&nslots) < SLUICE_RLS_METRIC_SLOTS ? sluice__strdup(domain) : NULL;
+        char *k = d ? sluice__strdup(desc) : NULL;
         if (d && k) {
             m = &slots[nslots];
             m->domain = d;
             m->descriptor = k;
             m->hash = h;
-            index_of[i] = ++nslots;
+            int n = atomic_load(&nslots) + 1;
+            atomic_store(&nslots, n);
+            atomic_store_explicit(&index_of[pos], n, memory_order_release);
         } else {
             sluice__free(d);
             sluice__free(k);
