@@ -10,6 +10,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "rls/rls.h"
 #include "store/store.h"
@@ -37,6 +38,17 @@ typedef struct sluice__rls_limit {
     sluice_limit algo;     /* with sluice_algo: the sluice limit it decides with */
 } sluice__rls_limit;
 
+/*
+ * The lookup index of one level (the children of a node or of a domain), so
+ * matching is O(log n) per entry however many values a level lists: indices
+ * into the level's kids sorted bytewise by (key, value) for the valued ones and
+ * by key for the bare ones; the wildcard ones in file order (first match wins).
+ */
+typedef struct sluice__rls_index {
+    int nkv, nbare, nwild;
+    int *kv, *bare, *wild;
+} sluice__rls_index;
+
 /* One descriptor of the tree: key, optional value (NULL = any value). */
 typedef struct sluice__rls_node {
     char *key;
@@ -49,6 +61,7 @@ typedef struct sluice__rls_node {
     sluice__rls_limit limit;
     int nkids;
     struct sluice__rls_node *kids;
+    sluice__rls_index idx;  /* of kids */
 } sluice__rls_node;
 
 typedef struct sluice__rls_domain {
@@ -56,6 +69,7 @@ typedef struct sluice__rls_domain {
     char *file;
     int nkids;
     sluice__rls_node *kids;
+    sluice__rls_index idx;  /* of kids */
 } sluice__rls_domain;
 
 struct sluice__rls {
@@ -92,6 +106,13 @@ int sluice__rls_match(const sluice__rls_domain *domain, const char *dname, size_
 /** The loaded domain named (not NUL-terminated), or NULL. */
 const sluice__rls_domain *sluice__rls_find_domain(const sluice__rls *r, const char *name,
                                                   size_t len);
+
+/** Bytewise order of (a, alen) and (b, blen): memcmp, then the shorter first. */
+static inline int sluice__rls_lexcmp(const char *a, size_t alen, const char *b, size_t blen)
+{
+    int c = memcmp(a, b, alen < blen ? alen : blen);
+    return c ? c : (alen > blen) - (alen < blen);
+}
 
 /** True when s (n bytes) matches the glob pattern p: '*' is any run of bytes. */
 bool sluice__rls_glob(const char *p, const char *s, size_t n);

@@ -14,6 +14,7 @@
 #include <glob.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -65,6 +66,13 @@ static void limit_free(sluice__rls_limit *l)
     sluice__free(l->replaces);
 }
 
+static void index_free(sluice__rls_index *x)
+{
+    sluice__free(x->kv);
+    sluice__free(x->bare);
+    sluice__free(x->wild);
+}
+
 static void nodes_free(sluice__rls_node *kids, int n)
 {
     for (int i = 0; i < n; i++) {
@@ -73,6 +81,7 @@ static void nodes_free(sluice__rls_node *kids, int n)
         sluice__free(x->value);
         limit_free(&x->limit);
         nodes_free(x->kids, x->nkids);
+        index_free(&x->idx);
     }
     sluice__free(kids);
 }
@@ -85,6 +94,7 @@ void sluice__rls_free(sluice__rls *r)
         sluice__free(r->domains[i].name);
         sluice__free(r->domains[i].file);
         nodes_free(r->domains[i].kids, r->domains[i].nkids);
+        index_free(&r->domains[i].idx);
     }
     sluice__free(r->domains);
     sluice__free(r);
@@ -258,17 +268,62 @@ static int parse_limit(sluice__cload *c, const sluice__ynode *n, sluice__rls_lim
     return a ? parse_algorithm(c, n, a, l) : 0;
 }
 
-static int parse_list(sluice__cload *c, const sluice__ynode *n, sluice__rls_node **out, int *nout);
+static int parse_list(sluice__cload *c, const sluice__ynode *n, sluice__rls_node **out, int *nout,
+                      sluice__rls_index *idx);
 
-/* The composite key of a node in its level ("key" or "key_value"), for the
- * duplicate check: the same spelling upstream reports. */
-static bool same_composite(const sluice__rls_node *a, const sluice__rls_node *b)
+/* qsort_r order of kids indices: (key, value, line); bare keys sort by key, line. */
+static int cmp_kids(const void *pa, const void *pb, void *arg)
 {
-    if (strcmp(a->key, b->key) != 0)
-        return false;
-    if (!a->value || !b->value)
-        return !a->value && !b->value;
-    return strcmp(a->value, b->value) == 0;
+    const sluice__rls_node *kids = arg;
+    const sluice__rls_node *a = &kids[*(const int *)pa], *b = &kids[*(const int *)pb];
+    int c = strcmp(a->key, b->key);
+    if (c == 0 && a->value && b->value)
+        c = strcmp(a->value, b->value);
+    return c ? c : (a->line > b->line) - (a->line < b->line);
+}
+
+/*
+ * Builds the level's index; a duplicate composite key (same key and value, or
+ * the same bare key twice) is upstream's error, reported at the later one of
+ * the first duplicate in file order.
+ */
+static int build_index(sluice__cload *c, const sluice__ynode *n, sluice__rls_node *kids, int nk,
+                       sluice__rls_index *x)
+{
+    x->kv = sluice__calloc((size_t)nk, sizeof(int));
+    x->bare = sluice__calloc((size_t)nk, sizeof(int));
+    x->wild = sluice__calloc((size_t)nk, sizeof(int));
+    if (!x->kv || !x->bare || !x->wild)
+        return sluice__cnomem(c);
+    for (int i = 0; i < nk; i++) {
+        if (kids[i].value)
+            x->kv[x->nkv++] = i;
+        else
+            x->bare[x->nbare++] = i;
+        if (kids[i].wildcard)
+            x->wild[x->nwild++] = i;
+    }
+    qsort_r(x->kv, (size_t)x->nkv, sizeof(int), cmp_kids, kids);
+    qsort_r(x->bare, (size_t)x->nbare, sizeof(int), cmp_kids, kids);
+    int dup = -1, first = -1;
+    for (int pass = 0; pass < 2; pass++) {
+        int *v = pass ? x->bare : x->kv, m = pass ? x->nbare : x->nkv;
+        for (int i = 1; i < m; i++) {
+            const sluice__rls_node *a = &kids[v[i - 1]], *b = &kids[v[i]];
+            bool same = strcmp(a->key, b->key) == 0 &&
+                        (pass || strcmp(a->value, b->value) == 0);
+            if (same && (dup < 0 || b->line < kids[dup].line)) {
+                dup = v[i];
+                first = v[i - 1];
+            }
+        }
+    }
+    if (dup < 0)
+        return 0;
+    const sluice__rls_node *d = &kids[dup];
+    return sluice__cerr(c, n->kids[dup], "duplicate descriptor composite key '%s%s%s' (first "
+                        "at line %d)", d->key, d->value ? "_" : "", d->value ? d->value : "",
+                        kids[first].line);
 }
 
 static int parse_node(sluice__cload *c, const sluice__ynode *n, sluice__rls_node *x)
@@ -313,12 +368,13 @@ static int parse_node(sluice__cload *c, const sluice__ynode *n, sluice__rls_node
     }
     /* metadata: any mapping; it is upstream's dynamic metadata, not used here */
     if ((v = sluice__ynode_get(n, "descriptors")) && (rc = parse_list(c, v, &x->kids,
-                                                                      &x->nkids)) != 0)
+                                                                      &x->nkids, &x->idx)) != 0)
         return rc;
     return 0;
 }
 
-static int parse_list(sluice__cload *c, const sluice__ynode *n, sluice__rls_node **out, int *nout)
+static int parse_list(sluice__cload *c, const sluice__ynode *n, sluice__rls_node **out, int *nout,
+                      sluice__rls_index *idx)
 {
     *out = NULL;
     *nout = 0;
@@ -338,13 +394,8 @@ static int parse_list(sluice__cload *c, const sluice__ynode *n, sluice__rls_node
         int rc = parse_node(c, n->kids[i], &kids[i]);
         if (rc)
             return rc;
-        for (size_t j = 0; j < i; j++)
-            if (same_composite(&kids[j], &kids[i]))
-                return sluice__cerr(c, n->kids[i], "duplicate descriptor composite key '%s%s%s' "
-                                    "(first at line %d)", kids[i].key, kids[i].value ? "_" : "",
-                                    kids[i].value ? kids[i].value : "", kids[j].line);
     }
-    return 0;
+    return build_index(c, n, kids, *nout, idx);
 }
 
 /* ---- files ---------------------------------------------------------------------- */
@@ -410,7 +461,7 @@ static int load_one(sluice__rls *r, const char *path, sluice_error *err)
                               dom.name, r->domains[i].file);
     const sluice__ynode *ds = rc ? NULL : sluice__ynode_get(root, "descriptors");
     if (rc == 0 && ds)
-        rc = parse_list(&c, ds, &dom.kids, &dom.nkids);
+        rc = parse_list(&c, ds, &dom.kids, &dom.nkids, &dom.idx);
     if (rc == 0 && !(dom.file = sluice__strdup(path)))
         rc = sluice__cnomem(&c);
     sluice__ynode_free(root);
@@ -422,6 +473,7 @@ static int load_one(sluice__rls *r, const char *path, sluice_error *err)
         sluice__free(dom.name);
         sluice__free(dom.file);
         nodes_free(dom.kids, dom.nkids);
+        index_free(&dom.idx);
         return rc;
     }
     r->domains = nd;

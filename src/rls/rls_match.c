@@ -5,7 +5,7 @@
  * its store key and its metrics label.
  *
  * Matching, per entry in order, among the children of the level reached so
- * far: an exact key and value; else the wildcard values of that key in file
+ * far (binary search in the level's index, rls_int.h): an exact key and value; else the wildcard values of that key in file
  * order ('*' is any run of bytes, several allowed); else the bare key (no
  * value: any value).  A limit applies only when it sits at the level of the
  * descriptor's last entry; a level without children ends the walk.  A
@@ -57,20 +57,40 @@ static bool eq(const char *a, const char *b, size_t blen)
     return strlen(a) == blen && (blen == 0 || memcmp(a, b, blen) == 0);
 }
 
-static const sluice__rls_node *find(const sluice__rls_node *kids, int n, const sluice__rls_entry *e)
+/* Binary search of v (kids indices sorted by key, then value when with_value). */
+static const sluice__rls_node *search(const sluice__rls_node *kids, const int *v, int n,
+                                      const sluice__rls_entry *e, bool with_value)
 {
-    for (int i = 0; i < n; i++)
-        if (kids[i].value && eq(kids[i].key, e->key, e->key_len) &&
-            eq(kids[i].value, e->value, e->value_len))
-            return &kids[i];
-    for (int i = 0; i < n; i++)
-        if (kids[i].wildcard && eq(kids[i].key, e->key, e->key_len) &&
-            sluice__rls_glob(kids[i].value, e->value, e->value_len))
-            return &kids[i];
-    for (int i = 0; i < n; i++)
-        if (!kids[i].value && eq(kids[i].key, e->key, e->key_len))
-            return &kids[i];
+    int lo = 0, hi = n - 1;
+    while (lo <= hi) {
+        int mid = lo + (hi - lo) / 2;
+        const sluice__rls_node *x = &kids[v[mid]];
+        int c = sluice__rls_lexcmp(x->key, strlen(x->key), e->key, e->key_len);
+        if (c == 0 && with_value)
+            c = sluice__rls_lexcmp(x->value, strlen(x->value), e->value ? e->value : "",
+                                   e->value_len);
+        if (c == 0)
+            return x;
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid - 1;
+    }
     return NULL;
+}
+
+static const sluice__rls_node *find(const sluice__rls_node *kids, const sluice__rls_index *ix,
+                                    const sluice__rls_entry *e)
+{
+    const sluice__rls_node *x = search(kids, ix->kv, ix->nkv, e, true);
+    if (x)
+        return x;
+    for (int i = 0; i < ix->nwild; i++) {
+        x = &kids[ix->wild[i]];
+        if (eq(x->key, e->key, e->key_len) && sluice__rls_glob(x->value, e->value, e->value_len))
+            return x;
+    }
+    return search(kids, ix->bare, ix->nbare, e, false);
 }
 
 /* A bounded appender; ok turns false when something does not fit. */
@@ -212,9 +232,10 @@ int sluice__rls_match(const sluice__rls_domain *domain, const char *dname, size_
     }
     const sluice__rls_node *path[SLUICE_RLS_MAX_ENTRIES];
     const sluice__rls_node *kids = domain->kids;
-    int nkids = domain->nkids, depth = 0;
+    const sluice__rls_index *ix = &domain->idx;
+    int depth = 0;
     for (int i = 0; i < d->nentries; i++) {
-        const sluice__rls_node *x = find(kids, nkids, &d->entries[i]);
+        const sluice__rls_node *x = find(kids, ix, &d->entries[i]);
         if (!x)
             break;
         path[depth++] = x;
@@ -225,7 +246,7 @@ int sluice__rls_match(const sluice__rls_domain *domain, const char *dname, size_
         if (x->nkids == 0)
             break;
         kids = x->kids;
-        nkids = x->nkids;
+        ix = &x->idx;
     }
     if (!h->limit)
         return 0;

@@ -13,6 +13,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "policy/policy.h"
 #include "rls/rls_int.h"
@@ -550,6 +551,45 @@ static void test_keys(void)
     sluice__rls_free(r);
 }
 
+/* a level listing 10000 values (per-tenant limits): each found by its own value */
+static void test_large_level(void)
+{
+    char path[] = "/tmp/sluice-rls-large-XXXXXX";
+    int fd = mkstemp(path);
+    ASSERT(fd >= 0);
+    FILE *f = fdopen(fd, "w");
+    fprintf(f, "domain: big\ndescriptors:\n  - key: tenant\n    rate_limit: {unit: hour, "
+               "requests_per_unit: 1}\n");
+    for (int i = 0; i < 10000; i++)
+        fprintf(f, "  - key: tenant\n    value: t%d\n    rate_limit: {unit: minute, "
+                   "requests_per_unit: %d}\n", i, i + 2);
+    fprintf(f, "  - key: tenant\n    value: w*\n    rate_limit: {unit: day, requests_per_unit: 9}\n");
+    fclose(f);
+    fresh_store();
+    sluice__rls *r = load(path);
+    for (int i = 0; i < 10000; i += 997) {
+        char spec[32];
+        snprintf(spec, sizeof(spec), "tenant=t%d", i);
+        got g = run1(r, "big", spec, 1);
+        expect(&g, 0, SLUICE_RLS_OK, (uint32_t)i + 2, (uint32_t)i + 1);
+    }
+    got g = run1(r, "big", "tenant=w1", 1);
+    expect(&g, 0, SLUICE_RLS_OK, 9, 8);
+    g = run1(r, "big", "tenant=t10000", 1);
+    expect(&g, 0, SLUICE_RLS_OK, 1, 0);
+    sluice__rls_free(r);
+    /* a duplicate among them: refused at the later one */
+    f = fopen(path, "a");
+    fprintf(f, "  - key: tenant\n    value: t777\n");
+    fclose(f);
+    sluice_error err = {0};
+    const char *p[] = {path};
+    ASSERT_EQ(sluice__rls_load(&r, p, 1, &err), SLUICE_ECONFIG);
+    ASSERT_CONTAINS(err.msg, ":30008: duplicate descriptor composite key 'tenant_t777' (first at "
+                             "line 2336)");
+    unlink(path);
+}
+
 static void test_bad_requests(void)
 {
     fresh_store();
@@ -649,6 +689,7 @@ int main(void)
     RUN(test_override);
     RUN(test_sluice_algorithm);
     RUN(test_keys);
+    RUN(test_large_level);
     RUN(test_bad_requests);
     RUN(test_store_error);
     sluice_async_free(as);
