@@ -172,6 +172,23 @@ static int overall(const job *j, const bool *over)
     return nquota > 0 && quota_over == nquota ? SLUICE_RLS_OVER_LIMIT : SLUICE_RLS_OK;
 }
 
+/* Counts slot x in the metrics; a configured label's slot is cached in its node. */
+static void count(const job *j, const slot *x, bool over, bool shadow, uint32_t rem)
+{
+    const sluice__rls_limit *l = x->hit.limit;
+    if (!x->hit.node || !x->hit.metric_static) {
+        sluice__rls_metrics_count(j->domain, x->hit.metric, x->hits, over, shadow, rem, l->rpu);
+        return;
+    }
+    sluice__rls_node *node = (sluice__rls_node *)x->hit.node; /* metric_slot is a cache */
+    void *m = atomic_load_explicit(&node->metric_slot, memory_order_acquire);
+    if (!m) {
+        m = sluice__rls_metrics_slot(j->domain, x->hit.metric);
+        atomic_store_explicit(&node->metric_slot, m, memory_order_release);
+    }
+    sluice__rls_metrics_count_slot(m, x->hits, over, shadow, rem, l->rpu);
+}
+
 static void finish(job *j)
 {
     sluice__rls_cb cb = j->cb;
@@ -212,8 +229,7 @@ static void finish(job *j)
         header_view(x, st, &st->d);
         r->store_error = r->store_error || x->d.store_error;
         if (j->charge)
-            sluice__rls_metrics_count(j->domain, x->hit.metric, x->hits, over[i], shadow,
-                                      rem, l->rpu);
+            count(j, x, over[i], shadow, rem);
         if (shadow)
             over[i] = false;
     }

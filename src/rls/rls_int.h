@@ -8,6 +8,7 @@
 #ifndef SLUICE_RLS_INT_H
 #define SLUICE_RLS_INT_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
@@ -62,6 +63,9 @@ typedef struct sluice__rls_node {
     int nkids;
     struct sluice__rls_node *kids;
     sluice__rls_index idx;  /* of kids */
+    /* the only mutable field: the metrics slot of this node's configured label,
+     * found once (rls_metrics.c slots live as long as the process) */
+    _Atomic(void *) metric_slot;
 } sluice__rls_node;
 
 typedef struct sluice__rls_domain {
@@ -93,6 +97,8 @@ typedef struct sluice__rls_hit {
     char key[SLUICE_STORE_KEY_MAX + 1]; /* store key: see rls_match.c */
     size_t metric_len;
     char metric[256];                  /* "<descriptor path>" label of the metrics */
+    bool metric_static;                /* the label depends on the config only (not on
+                                        * request values): node->metric_slot may cache it */
 } sluice__rls_hit;
 
 /**

@@ -112,11 +112,24 @@ static void kb_mem(kbuf *b, const char *s, size_t n)
     b->len += n;
 }
 
-static void kb_len(kbuf *b, size_t n, char lead)
+/* "<lead><n><trail>" (lead 0: none); decimal by hand: this runs per entry per decision */
+static void kb_num(kbuf *b, size_t n, char lead, char trail)
 {
     char t[32];
-    int w = snprintf(t, sizeof(t), "%c%zu:", lead, n);
-    kb_mem(b, t + (lead ? 0 : 1), (size_t)w - (lead ? 0 : 1));
+    char *q = t + sizeof(t);
+    *--q = trail;
+    do {
+        *--q = (char)('0' + n % 10);
+        n /= 10;
+    } while (n);
+    if (lead)
+        *--q = lead;
+    kb_mem(b, q, (size_t)(t + sizeof(t) - q));
+}
+
+static void kb_len(kbuf *b, size_t n, char lead)
+{
+    kb_num(b, n, lead, ':');
 }
 
 static const uint8_t hash_k1[16] = "sluice-rls-key-1";
@@ -126,9 +139,8 @@ static const uint8_t hash_k2[16] = "sluice-rls-key-2";
 static void put_key(kbuf *b, int unit, const char *dname, size_t dlen,
                     const sluice__rls_descriptor *d, const sluice__rls_node *const *path)
 {
-    char t[32];
-    int w = snprintf(t, sizeof(t), "rls/%d/", unit);
-    kb_mem(b, t, (size_t)w);
+    kb_mem(b, "rls/", 4);
+    kb_num(b, (size_t)unit, 0, '/');
     kb_len(b, dlen, 0);
     kb_mem(b, dname, dlen);
     for (int i = 0; i < d->nentries; i++) {
@@ -178,6 +190,7 @@ static void build_metric(sluice__rls_hit *h, const sluice__rls_descriptor *d,
 {
     kbuf b = {h->metric, 0, sizeof(h->metric) - 1, true};
     bool detailed = depth > 0 && path && path[depth - 1]->detailed_metric;
+    h->metric_static = path && !detailed;
     for (int i = 0; i < depth; i++) {
         const sluice__rls_entry *e = &d->entries[i];
         const sluice__rls_node *x = path ? path[i] : NULL;
@@ -185,6 +198,7 @@ static void build_metric(sluice__rls_hit *h, const sluice__rls_descriptor *d,
             kb_mem(&b, ".", 1);
         kb_mem(&b, e->key, e->key_len);
         if (x && (detailed || (x->value_to_metric && !x->share_threshold))) {
+            h->metric_static = false;
             kb_mem(&b, "_", 1);
             kb_mem(&b, e->value, e->value_len);
         } else if (x && x->value) {

@@ -106,10 +106,21 @@ static void add(mslot *m, int r, uint64_t v)
         atomic_fetch_add_explicit(&m->c[r], v, memory_order_relaxed);
 }
 
+void *sluice__rls_metrics_slot(const char *domain, const char *descriptor)
+{
+    return find(domain, descriptor);
+}
+
 void sluice__rls_metrics_count(const char *domain, const char *descriptor, int64_t hits,
                                bool over, bool shadow, uint32_t remaining, uint32_t rpu)
 {
-    mslot *m = find(domain, descriptor);
+    sluice__rls_metrics_count_slot(find(domain, descriptor), hits, over, shadow, remaining, rpu);
+}
+
+void sluice__rls_metrics_count_slot(void *slot, int64_t hits, bool over, bool shadow,
+                                    uint32_t remaining, uint32_t rpu)
+{
+    mslot *m = slot;
     uint64_t h = hits > 0 ? (uint64_t)hits : 0;
     add(m, R_TOTAL, h);
     if (over) {

@@ -18,6 +18,14 @@
 void sluice__rls_metrics_count(const char *domain, const char *descriptor, int64_t hits,
                                bool over, bool shadow, uint32_t remaining, uint32_t rpu);
 
+/** The slot of (domain, descriptor), created if new (never NULL: a full table gives
+ * the "_other" slot); valid for the process's life. */
+void *sluice__rls_metrics_slot(const char *domain, const char *descriptor);
+
+/** sluice__rls_metrics_count() on a slot already found. */
+void sluice__rls_metrics_count_slot(void *slot, int64_t hits, bool over, bool shadow,
+                                    uint32_t remaining, uint32_t rpu);
+
 /** A request for a domain no descriptor file names (one counter: domains come from clients). */
 void sluice__rls_metrics_unknown_domain(const char *domain);
 
