@@ -56,7 +56,7 @@ struct job {
     int64_t now_ms;       /* SLUICE_NOW: the store's clock */
     int pending;
     int err;              /* first failure of an op */
-    char domain[SLUICE_RLS_STR_MAX + 1];
+    char *domain;         /* NUL-terminated copy, after s[n] in the allocation */
     int n;
     sluice__rls_reply *reply;
     slot s[];
@@ -345,7 +345,7 @@ int sluice__rls_decide_async_at(sluice_async *a, const sluice__rls *rls, const s
         memchr(req->domain, '\0', req->domain_len))
         return SLUICE_EINVAL;
     int n = req->ndescriptors;
-    job *j = sluice__malloc(sizeof(*j) + (size_t)n * sizeof(slot));
+    job *j = sluice__malloc(sizeof(*j) + (size_t)n * sizeof(slot) + req->domain_len + 1);
     sluice__rls_reply *reply = sluice__malloc(sizeof(*reply));
     if (!j || !reply) {
         sluice__free(j);
@@ -362,6 +362,7 @@ int sluice__rls_decide_async_at(sluice_async *a, const sluice__rls *rls, const s
     j->on_store_error = cfg->on_store_error;
     j->global_shadow = cfg->shadow;
     j->now_ms = now_ms;
+    j->domain = (char *)&j->s[n];
     memcpy(j->domain, req->domain, req->domain_len);
     j->domain[req->domain_len] = '\0';
     const sluice__rls_domain *dom = sluice__rls_find_domain(rls, req->domain, req->domain_len);
