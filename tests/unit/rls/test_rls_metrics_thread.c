@@ -112,9 +112,14 @@ static void test_overflow(void)
     ASSERT(other >= 10);
     /* every count lands somewhere: named slots + _other = all hits of domain o */
     uint64_t named = 0;
-    for (const char *p = t; (p = strstr(p, "{domain=\"o\",")) != NULL; p++)
-        if (strstr(p, "result=\"total_hits\"} ") && strchr(p, '\n') > strstr(p, "result=\"total_hits\""))
-            named += strtoull(strstr(p, "} ") + 2, NULL, 10);
+    for (char *line = t, *nl; line && *line; line = nl ? nl + 1 : NULL) {
+        nl = strchr(line, '\n');
+        if (nl)
+            *nl = '\0';
+        if (strncmp(line, "sluice_rls_hits_total{domain=\"o\",", 33) == 0 &&
+            strstr(line, "result=\"total_hits\"} "))
+            named += strtoull(strstr(line, "} ") + 2, NULL, 10);
+    }
     ASSERT_EQ(named + other, SLUICE_RLS_METRIC_SLOTS + 10);
     free(t);
 }
