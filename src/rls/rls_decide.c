@@ -58,7 +58,7 @@ struct job {
     int err;              /* first failure of an op */
     char *domain;         /* NUL-terminated copy, after s[n] in the allocation */
     int n;
-    sluice__rls_reply *reply;
+    sluice__rls_reply reply; /* filled for the n statuses only (not zeroed whole) */
     slot s[];
 };
 
@@ -195,12 +195,11 @@ static void finish(job *j)
     void *arg = j->arg;
     if (j->err) {
         int e = j->err;
-        sluice__free(j->reply);
         sluice__free(j);
         cb(e, NULL, arg);
         return;
     }
-    sluice__rls_reply *r = j->reply;
+    sluice__rls_reply *r = &j->reply;
     r->nstatuses = j->n;
     r->store_error = false;
     bool over[SLUICE_RLS_MAX_DESCRIPTORS];
@@ -235,7 +234,6 @@ static void finish(job *j)
     }
     r->overall_code = overall(j, over);
     cb(0, r, arg);
-    sluice__free(j->reply);
     sluice__free(j);
 }
 
@@ -346,17 +344,12 @@ int sluice__rls_decide_async_at(sluice_async *a, const sluice__rls *rls, const s
         return SLUICE_EINVAL;
     int n = req->ndescriptors;
     job *j = sluice__malloc(sizeof(*j) + (size_t)n * sizeof(slot) + req->domain_len + 1);
-    sluice__rls_reply *reply = sluice__malloc(sizeof(*reply));
-    if (!j || !reply) {
-        sluice__free(j);
-        sluice__free(reply);
+    if (!j)
         return SLUICE_ENOMEM;
-    }
-    memset(j, 0, offsetof(job, s));
+    memset(j, 0, offsetof(job, reply));
     j->cb = cb;
     j->arg = arg;
     j->a = a;
-    j->reply = reply;
     j->n = n;
     j->semantics = cfg->rls_semantics;
     j->on_store_error = cfg->on_store_error;
@@ -381,7 +374,6 @@ int sluice__rls_decide_async_at(sluice_async *a, const sluice__rls *rls, const s
             rc = SLUICE_EINVAL;
         if (rc) {
             sluice__free(j);
-            sluice__free(reply);
             return rc;
         }
         x->hits = d->has_hits_addend ? d->hits_addend : req_hits;
