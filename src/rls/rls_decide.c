@@ -227,8 +227,7 @@ static void finish(job *j)
         st->duration_until_reset_ms = until_reset(x);
         header_view(x, st, &st->d);
         r->store_error = r->store_error || x->d.store_error;
-        if (j->charge)
-            count(j, x, over[i], shadow, rem);
+        count(j, x, over[i], shadow, rem); /* also a refused exact request's reads */
         if (shadow)
             over[i] = false;
     }
