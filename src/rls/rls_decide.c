@@ -139,7 +139,10 @@ static void header_view(const slot *x, const sluice__rls_status *st, sluice_deci
     d->limit = st->requests_per_unit;
     d->remaining = st->limit_remaining;
     d->reset_after_ms = st->duration_until_reset_ms;
-    d->retry_after_ms = d->allowed ? 0 : st->duration_until_reset_ms;
+    /* a counter frees up at the window's end; a sluice engine knows its own retry */
+    d->retry_after_ms = d->allowed                    ? 0
+                        : x->hit.limit->sluice_algo && !store_error ? x->d.retry_after_ms
+                                                                    : st->duration_until_reset_ms;
     d->now_ms = now;
     d->nlimits = 1;
     d->limits[0].allowed = d->allowed;

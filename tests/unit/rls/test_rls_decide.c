@@ -501,9 +501,14 @@ static void test_sluice_algorithm(void)
         else
             expect(&g, 0, SLUICE_RLS_OVER_LIMIT, 10, 0);
     }
-    for (int i = 1; i <= 11; i++) { /* token bucket: burst 10 */
+    for (int i = 1; i <= 11; i++) { /* token bucket: burst 10, 5 per second */
         got g = run1(r, "ext", "bucket=a", 1);
         ASSERT_EQ(ST(g, 0)->code, i <= 10 ? SLUICE_RLS_OK : SLUICE_RLS_OVER_LIMIT);
+        if (i == 11) { /* the engine's own retry: one token in 200 ms, not the window */
+            ASSERT(!ST(g, 0)->d.allowed);
+            ASSERT_EQ(ST(g, 0)->d.retry_after_ms, 200);
+            ASSERT_STREQ(ST(g, 0)->limit_name, "bucket_limit");
+        }
     }
     sluice__rls_free(r);
 }
