@@ -400,6 +400,8 @@ static int parse_list(sluice__cload *c, const sluice__ynode *n, sluice__rls_node
 
 /* ---- files ---------------------------------------------------------------------- */
 
+/* Reads a whole file of at most SLUICE_CONFIG_FILE_MAX bytes; the buffer grows
+ * from 16 KiB, so small files (the usual) cost a small allocation. */
 static int read_file(const char *path, char **buf, size_t *len, sluice_error *err)
 {
     FILE *f = fopen(path, "rb");
@@ -408,20 +410,42 @@ static int read_file(const char *path, char **buf, size_t *len, sluice_error *er
         return sluice__conf_fail(err, SLUICE_EIO, path, 0, "cannot open: %s",
                                  strerror_r(errno, eb, sizeof(eb)));
     }
-    size_t cap = SLUICE_CONFIG_FILE_MAX + 1;
+    size_t cap = 16384, n = 0;
     char *b = sluice__malloc(cap);
-    if (!b) {
-        fclose(f);
-        return sluice__conf_fail(err, SLUICE_ENOMEM, path, 0, "out of memory");
-    }
-    size_t n = fread(b, 1, cap, f);
-    bool bad = ferror(f);
-    fclose(f);
-    if (bad || n == cap) {
-        sluice__free(b);
-        return bad ? sluice__conf_fail(err, SLUICE_EIO, path, 0, "read error")
-                   : sluice__conf_fail(err, SLUICE_ECONFIG, path, 1, "file is larger than %u "
+    int rc = b ? 0 : sluice__conf_fail(err, SLUICE_ENOMEM, path, 0, "out of memory");
+    while (rc == 0) {
+        if (n == cap) {
+            if (cap > SLUICE_CONFIG_FILE_MAX) {
+                rc = sluice__conf_fail(err, SLUICE_ECONFIG, path, 1, "file is larger than %u "
                                        "bytes", SLUICE_CONFIG_FILE_MAX);
+                break;
+            }
+            /* at most one byte past the bound: enough to know it is too big */
+            size_t ncap = cap * 2 > SLUICE_CONFIG_FILE_MAX + 1 ? SLUICE_CONFIG_FILE_MAX + 1
+                                                               : cap * 2;
+            char *nb = sluice__realloc(b, ncap);
+            if (!nb) {
+                rc = sluice__conf_fail(err, SLUICE_ENOMEM, path, 0, "out of memory");
+                break;
+            }
+            b = nb;
+            cap = ncap;
+        }
+        size_t got = fread(b + n, 1, cap - n, f);
+        n += got;
+        if (got == 0) {
+            if (ferror(f))
+                rc = sluice__conf_fail(err, SLUICE_EIO, path, 0, "read error");
+            break;
+        }
+    }
+    fclose(f);
+    if (rc == 0 && n > SLUICE_CONFIG_FILE_MAX)
+        rc = sluice__conf_fail(err, SLUICE_ECONFIG, path, 1, "file is larger than %u bytes",
+                               SLUICE_CONFIG_FILE_MAX);
+    if (rc) {
+        sluice__free(b);
+        return rc;
     }
     *buf = b;
     *len = n;

@@ -11,6 +11,7 @@
 #include <dirent.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "rls/rls_int.h"
 #include "test.h"
@@ -225,6 +226,18 @@ static void test_patterns(void)
     ASSERT_EQ(load1(DIR_ "/missing.yaml", &r, &err), SLUICE_EIO);
     ASSERT(r == NULL);
     ASSERT_CONTAINS(err.msg, "missing.yaml: cannot open");
+    /* a file over 4 MiB is refused, whatever it holds */
+    char big[] = "/tmp/sluice-rls-big-XXXXXX";
+    int fd = mkstemp(big);
+    ASSERT(fd >= 0);
+    FILE *f = fdopen(fd, "w");
+    fputs("domain: big\ndescriptors:\n", f);
+    for (int i = 0; i < (4 << 20) / 16 + 10; i++)
+        fputs("# padding......\n", f);
+    fclose(f);
+    ASSERT_EQ(load1(big, &r, &err), SLUICE_ECONFIG);
+    ASSERT_CONTAINS(err.msg, ":1: file is larger than 4194304 bytes");
+    unlink(big);
 }
 
 static void test_glob(void)
