@@ -272,8 +272,42 @@ def test_redis():
         r.cleanup()
 
 
+def test_exact_and_deny_on_redis():
+    """descriptors_semantics: exact on Redis: a refused request charges no
+    descriptor; on_store_error: deny answers OVER_LIMIT while Redis is down."""
+    if not HAVE_REDIS:
+        print("SKIP: redis-server not installed")
+        return
+    r = Redis()
+    d = None
+    try:
+        cfg = CONFIG.replace("timeout_ms: 2000", "timeout_ms: 2000\ndescriptors_semantics: exact"
+                             "\non_store_error: deny")
+        d = Sluiced(cfg, store=r.url(), workers=2)
+        both = ([("key2", "ex")], [("key3", "ex")])  # 20/min and 1/hour
+        st, _, j = rls(d, "test-domain", *both)
+        eq((st, [s.get("limitRemaining", 0) for s in j["statuses"]]), (200, [19, 0]))
+        for _ in range(3):  # refused by key3: key2 is not charged
+            st, _, j = rls(d, "test-domain", *both)
+            eq((st, j["statuses"][1]["code"]), (429, "OVER_LIMIT"))
+            eq(j["statuses"][0].get("limitRemaining"), 19, "exact: nothing consumed")
+        st, _, j = rls(d, "test-domain", [("key2", "ex")])
+        eq((st, j["statuses"][0]["limitRemaining"]), (200, 18))
+        m = d.metrics()
+        eq(metric(m, "sluice_rls_refused_uncharged_total"), 3)
+        r.stop()
+        st, _, j = rls(d, "test-domain", [("key2", "ex")])
+        eq((st, j["overallCode"]), (429, "OVER_LIMIT"), "on_store_error: deny")
+        assert metric(d.metrics(), "sluice_store_errors_total") >= 1
+    finally:
+        if d:
+            d.stop()
+        r.cleanup()
+
+
 test(test_memory)
 test(test_reload)
 test(test_redis)
+test(test_exact_and_deny_on_redis)
 shutil.rmtree(DESC_DIR, ignore_errors=True)
 done()
