@@ -17,8 +17,9 @@
  * - exact: the descriptors are first read (cost 0); only when none that
  *   counts would be over are they charged, so a refused request consumes
  *   nothing.  Between the read and the charge another request may take the
- *   last units; the charge's own answer then decides (the other descriptors
- *   stay charged: the ops are per key, not one transaction).
+ *   last units; the charge's own answer then decides, and that refused
+ *   request stays charged on its descriptors (the ops are per key, not one
+ *   transaction).  Never more than the limit is admitted.
  * A rate_limit with sluice's `algorithm` is decided by that engine (limit =
  * requests_per_unit over the unit's window); a refused hit is never charged.
  */
