@@ -295,6 +295,28 @@ def test_exact_and_deny_on_redis():
         eq((st, j["statuses"][0]["limitRemaining"]), (200, 18))
         m = d.metrics()
         eq(metric(m, "sluice_rls_refused_uncharged_total"), 3)
+        # concurrent requests under exact: still exactly the limit admitted (5 per year)
+        admitted, lock = [0], threading.Lock()
+
+        def worker():
+            c = d.conn()
+            mine = 0
+            for _ in range(25):
+                c.request("POST", "/json", body=json.dumps({"domain": "itest", "descriptors": [
+                    {"entries": [{"key": "user", "value": "exact-shared"}]}]}))
+                resp = c.getresponse()
+                resp.read()
+                mine += resp.status == 200
+            c.close()
+            with lock:
+                admitted[0] += mine
+
+        ths = [threading.Thread(target=worker) for _ in range(8)]
+        for t in ths:
+            t.start()
+        for t in ths:
+            t.join()
+        eq(admitted[0], 5, "exact under concurrency")
         r.stop()
         st, _, j = rls(d, "test-domain", [("key2", "ex")])
         eq((st, j["overallCode"]), (429, "OVER_LIMIT"), "on_store_error: deny")
