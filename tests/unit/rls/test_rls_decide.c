@@ -220,6 +220,23 @@ static void test_shadow(void)
         ASSERT_EQ(g.r.overall_code, i <= 20 ? SLUICE_RLS_OK : SLUICE_RLS_OVER_LIMIT);
     }
     sluice__rls_free(r);
+    /* test-config/shadowmode_config.yaml: shadow on the default key, not on its value */
+    r = load(UP "/test-config/shadowmode_config.yaml");
+    got g = run1(r, "test-domain", "key2=any", 25);
+    expect(&g, 0, SLUICE_RLS_OK, 20, 0);
+    ASSERT_EQ(g.r.overall_code, SLUICE_RLS_OK);
+    g = run1(r, "test-domain", "key2=value2", 31);
+    expect(&g, 0, SLUICE_RLS_OVER_LIMIT, 30, 0);
+    g = run1(r, "test-domain", "key1=value1,subkey1=subvalue1", 11);
+    expect(&g, 0, SLUICE_RLS_OK, 10, 0);
+    g = run1(r, "test-domain", "key1=value1,subkey1=other", 6);
+    expect(&g, 0, SLUICE_RLS_OVER_LIMIT, 5, 0);
+    sluice__rls_free(r);
+    /* test-config/metadata.yaml decides as basic_config (metadata is not a limit) */
+    r = load(UP "/test-config/metadata.yaml");
+    g = run1(r, "test-domain", "key2=m", 1);
+    expect(&g, 0, SLUICE_RLS_OK, 20, 19);
+    sluice__rls_free(r);
 }
 
 /* README example 7 and examples/example.yaml: replaces */
