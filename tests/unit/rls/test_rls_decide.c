@@ -313,6 +313,26 @@ static void test_basic(void)
     sluice__rls_free(r);
 }
 
+/* upstream's integration-test files: one per minute, a blocked key, per-day keys */
+static void test_integration_files(void)
+{
+    fresh_store();
+    sluice__rls *r = load(UP "/test-integration/*.yaml");
+    got g = run1(r, "basic", "one_per_minute=x", 1);
+    expect(&g, 0, SLUICE_RLS_OK, 1, 0);
+    ASSERT_EQ(ST(g, 0)->duration_until_reset_ms, 47655);
+    g = run1(r, "basic", "one_per_minute=x", 1);
+    expect(&g, 0, SLUICE_RLS_OVER_LIMIT, 1, 0);
+    g = run1(r, "reload", "block=x", 1);
+    expect(&g, 0, SLUICE_RLS_OVER_LIMIT, 0, 0);
+    g = run1(r, "reload", "key1=x", 50);
+    expect(&g, 0, SLUICE_RLS_OK, 50, 0);
+    g = run1(r, "another", "key4=x", 1);
+    expect(&g, 0, SLUICE_RLS_OK, 20, 19);
+    ASSERT_EQ(ST(g, 0)->unit, SLUICE_RLS_DAY);
+    sluice__rls_free(r);
+}
+
 /* test-config/wildcard.yaml */
 static void test_wildcard(void)
 {
@@ -702,6 +722,7 @@ int main(void)
     RUN(test_shadow);
     RUN(test_replaces);
     RUN(test_basic);
+    RUN(test_integration_files);
     RUN(test_wildcard);
     RUN(test_share_threshold);
     RUN(test_quota);
