@@ -331,6 +331,27 @@ static void test_integration_files(void)
     expect(&g, 0, SLUICE_RLS_OK, 20, 19);
     ASSERT_EQ(ST(g, 0)->unit, SLUICE_RLS_DAY);
     sluice__rls_free(r);
+    /* examples/config.yaml and example_core.yaml (example.yaml without quota_mode) */
+    r = load(UP "/examples/config.yaml");
+    g = run1(r, "mongo_cps", "database=users", 500);
+    expect(&g, 0, SLUICE_RLS_OK, 500, 0);
+    g = run1(r, "mongo_cps", "database=other", 1);
+    expect_nolimit(&g, 0, 0);
+    sluice__rls_free(r);
+    r = load(UP "/examples/example_core.yaml");
+    sluice__rls_descriptor d[2];
+    desc(&d[0], "service=service_1");
+    desc(&d[1], "service=service_2");
+    g = run(r, "rl", 1, NOW, 2, d);
+    g = run(r, "rl", 1, NOW, 2, d); /* no quota_mode here: service_1 alone refuses */
+    ASSERT_EQ(g.r.overall_code, SLUICE_RLS_OVER_LIMIT);
+    g = run1(r, "rl", "foo=x,baz=shady", 4); /* shadow: counted, OK */
+    expect(&g, 0, SLUICE_RLS_OK, 3, 0);
+    g = run1(r, "rl", "foo=x,baz=y", 2); /* the bare baz: 1 per second */
+    expect(&g, 0, SLUICE_RLS_OVER_LIMIT, 1, 0);
+    g = run1(r, "rl", "foo=x", 2);
+    expect(&g, 0, SLUICE_RLS_OK, 2, 0);
+    sluice__rls_free(r);
 }
 
 /* test-config/wildcard.yaml */
