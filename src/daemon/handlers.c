@@ -320,6 +320,9 @@ void sluiced_handle(sluiced_http_request *req, void *arg)
     } else if (strcmp(path, "/v1/check") == 0) {
         if (method_ok_or_reply(w, req, SLUICED_M_POST, "POST") == 0)
             sluiced_handle_check(w, req);
+    } else if (strcmp(path, "/json") == 0) {
+        if (method_ok_or_reply(w, req, SLUICED_M_POST, "POST") == 0)
+            sluiced_handle_rls_json(w, req);
     } else if (strcmp(path, "/metrics") == 0) {
         if (method_ok_or_reply(w, req, SLUICED_M_GET | SLUICED_M_HEAD, "GET, HEAD") == 0)
             handle_metrics(w, rp);

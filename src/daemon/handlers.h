@@ -54,4 +54,7 @@ void sluiced_handle_check(sluiced_worker *w, sluiced_http_request *req);
 /** Any method /v1/authorize[/<path>]. */
 void sluiced_handle_authorize(sluiced_worker *w, sluiced_http_request *req);
 
+/** POST /json: envoyproxy/ratelimit's JSON ShouldRateLimit (rls_http.c). */
+void sluiced_handle_rls_json(sluiced_worker *w, sluiced_http_request *req);
+
 #endif /* SLUICE_DAEMON_HANDLERS_H */

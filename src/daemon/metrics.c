@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "daemon.h"
+#include "rls/rls_metrics.h"
 #include "store/redis/deny_cache.h"
 
 /* Upper bounds of the latency histogram, in microseconds. */
@@ -216,6 +217,12 @@ char *sluiced_metrics_render(size_t keys, size_t *len)
         "sluice_config_reloads_total{result=\"ok\"} %llu\n"
         "sluice_config_reloads_total{result=\"refused\"} %llu\n",
         (unsigned long long)atomic_load(&reloads[1]), (unsigned long long)atomic_load(&reloads[0]));
+    size_t rlen = 0;
+    char *rls = sluice__rls_metrics_render(&rlen); /* Envoy RLS descriptor counters */
+    if (!rls)
+        abort();
+    put(&o, "%s", rls);
+    free(rls);
     *len = o.len;
     return o.p;
 }

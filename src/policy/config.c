@@ -13,12 +13,14 @@
 #include <sys/socket.h>
 
 #include "policy/conf.h"
+#include "rls/rls_config.h"
 #include "util/alloc.h"
 
 static const char *const top_keys[] = {"listen",     "workers",        "store",
                                        "timeout_ms", "on_store_error", "headers",
                                        "trusted_proxies", "identify",  "deny_status",
                                        "tier_header", "shadow",        "rules",
+                                       "descriptors_config", "descriptors_semantics",
                                        NULL};
 
 /* ---- free ------------------------------------------------------------------ */
@@ -28,6 +30,7 @@ void sluice_config_free(sluice_config *cfg)
     if (!cfg)
         return;
     sluice__conf_rules_free(cfg);
+    sluice__rls_conf_free(cfg);
     sluice__ident_free(cfg->ident, cfg->nident);
     sluice__free(cfg->trusted);
     sluice__free(cfg->file);
@@ -250,6 +253,8 @@ static int parse_setting(sluice__cload *c, const char *key, const sluice__ynode 
             return sluice__cerr(c, v, "'tier_header' is not a valid header name: '%.40s'", s);
         return set_str(&cfg->tier_header, s) ? sluice__cnomem(c) : 0;
     }
+    if (strncmp(key, "descriptors_", 12) == 0)
+        return sluice__rls_conf_setting(c, key, v, cfg);
     return 0; /* "rules": handled after every setting is known */
 }
 
@@ -264,6 +269,8 @@ static int build(sluice__cload *c, const sluice__ynode *root, sluice_config *cfg
     int rc = sluice__ckeys(c, root, "the config", top_keys);
     for (size_t i = 0; rc == 0 && i < root->n; i++)
         rc = parse_setting(c, root->kids[2 * i]->str, root->kids[2 * i + 1], cfg);
+    if (rc == 0)
+        rc = sluice__rls_conf_finish(c, cfg);
     if (rc)
         return rc;
     for (size_t i = 0; i < root->n; i++)

@@ -76,6 +76,8 @@ struct sluice_config {
     int deny_status;     /* 429 */
     char *tier_header;   /* "X-User-Tier" */
     bool shadow;         /* top-level shadow: every rule */
+    struct sluice__rls *rls; /* descriptors_config's files (src/rls); never NULL once loaded */
+    int rls_semantics;   /* descriptors_semantics: SLUICE_RLS_SEM_* */
     int nrules;
     sluice__rule *rules;
 };

@@ -351,6 +351,16 @@ int sluice_decide_async(sluice_async *a, const sluice_config *cfg, const sluice_
     int rc = prepare(cfg, m, cost, now_ms, key, &op, &shadow, NULL);
     if (rc)
         return rc;
+    return sluice__store_decide_op_async(a, &op, shadow, cb, arg);
+}
+
+int sluice__store_decide_op_async(sluice_async *a, const sluice__op *opp, bool shadow,
+                                  sluice_decide_cb cb, void *arg)
+{
+    int rc;
+    if (!a || !opp || !cb)
+        return SLUICE_EINVAL;
+    sluice__op op = *opp;
     sluice_store *s = a->s;
     if (!a->conn || !s->ops->decide_async) {
         sluice_decision d;

@@ -37,4 +37,13 @@ int sluice__store_finish(sluice_store *s, const sluice__op *op, bool shadow, int
 int sluice__store_decide_op(sluice_store *s, const sluice__op *op, bool shadow,
                             sluice_decision *out, sluice_error *err);
 
+/**
+ * The asynchronous sluice__store_decide_op(): an op built by the caller (the
+ * Envoy RLS decider keys its own ops), decided on a's loop with the same
+ * post-processing.  libuv rule as sluice_decide_async(); op, its key and its
+ * limits need to live only until this returns.
+ */
+int sluice__store_decide_op_async(sluice_async *a, const sluice__op *op, bool shadow,
+                                  sluice_decide_cb cb, void *arg);
+
 #endif /* SLUICE_STORE_INTERNAL_H */

@@ -203,7 +203,8 @@ expect_rc 1 "lint unknown algorithm" "$S" lint "$tmp/badalgo.yaml"
 grep -q "badalgo.yaml:5:" "$tmp/err" && ok || bad "lint reports line 5: $(cat "$tmp/err")"
 
 nbad=0
-for f in "$SLUICE_SRC"/tests/configs/bad_*.yaml; do
+# tests/rls/bad_*.yaml: envoyproxy/ratelimit descriptor files, linted as such
+for f in "$SLUICE_SRC"/tests/configs/bad_*.yaml "$SLUICE_SRC"/tests/rls/bad_*.yaml; do
   [ -e "$f" ] || continue
   nbad=$((nbad + 1))
   exp=$(grep -m1 '^# *expect:' "$f" | sed 's/^# *expect: *//')
@@ -229,6 +230,14 @@ for f in "$SLUICE_SRC"/tests/configs/*.yaml "$SLUICE_SRC"/examples/*.yaml "$SLUI
   grep -q '^rules:' "$f" || continue # not a sluice config (e.g. examples/envoy.yaml)
   expect_rc 0 "lint $f" "$S" lint "$f"
 done
+
+# upstream's own descriptor files lint as they are
+for f in "$SLUICE_SRC"/tests/rls/upstream/readme/*.yaml "$SLUICE_SRC"/tests/rls/upstream/examples/*.yaml; do
+  expect_rc 0 "lint descriptors $f" "$S" lint "$f"
+done
+expect_rc 1 "lint descriptors replaces_self" "$S" lint "$SLUICE_SRC/tests/rls/upstream/test-config/replaces_self.yaml"
+grep -q "replaces_self.yaml:10: replaces should not contain name of same descriptor" "$tmp/err" && ok ||
+  bad "lint names the descriptor file's line: $(cat "$tmp/err")"
 
 # ---- replay -------------------------------------------------------------
 cat >"$tmp/trace" <<'EOF2'
