@@ -333,12 +333,13 @@ class Watchdog(threading.Thread):
 
 
 class SchedWatch(threading.Thread):
-    """How long sluiced's own threads waited for a CPU: the kernel's
-    run_delay (second field of /proc/PID/task/TID/schedstat, ns spent
-    runnable but not running), sampled every 10 ms.  A response slower than
-    the bound is explained by the machine if one of sluiced's threads waited
-    at least the excess for a CPU while that response was in flight; a stall
-    of sluiced's own making (a blocking call, a lost timer) shows no wait."""
+    """How long one process's threads (sluiced's, or wrk's, which times the
+    responses) waited for a CPU: the kernel's run_delay (second field of
+    /proc/PID/task/TID/schedstat, ns spent runnable but not running), sampled
+    every 10 ms.  A response slower than the bound is explained by the
+    machine if one of these threads waited at least the excess for a CPU
+    while that response was in flight; a stall of sluiced's own making (a
+    blocking call, a lost timer) shows no such wait."""
 
     def __init__(self, pid):
         super().__init__(daemon=True)
@@ -603,8 +604,6 @@ class Soak:
         self.probe.start()
         self.dog = Watchdog()
         self.dog.start()
-        self.sched = SchedWatch(self.s.proc.pid)
-        self.sched.start()
         self.series_path = os.path.join(self.d, "wrk.series")
         env = dict(os.environ, SOAK_KEYS=str(a.keys), SOAK_WRK_SERIES=self.series_path,
                    SOAK_BOUND_US=str((a.timeout_ms + a.margin_ms) * 1000))
@@ -616,6 +615,11 @@ class Soak:
                                     "http://127.0.0.1:%d/v1/authorize" % self.s.port],
                                    stdout=f, stderr=subprocess.STDOUT, env=env)
         PROCS.append(wrk)
+        # the server's threads and the client's, which times every response
+        self.sched = SchedWatch(self.s.proc.pid)
+        self.sched.start()
+        self.wsched = SchedWatch(wrk.pid)
+        self.wsched.start()
         t_end = now() + a.seconds
         self.warm_end = now() + a.warmup
         self.exact("start")
@@ -646,8 +650,9 @@ class Soak:
         self.sampler.join()
         self.dog.stop = True
         self.dog.join()
-        self.sched.stop = True
-        self.sched.join()
+        for w in (self.sched, self.wsched):
+            w.stop = True
+            w.join()
         with open(wrk_out) as f:
             self.wrk = f.read()
         self.series = []  # (second, max_us, responses, over the bound)
@@ -677,9 +682,10 @@ class Soak:
 
     def starved(self, t0, t1):
         """How long the machine kept the driver (around [t0, t1]) or one of
-        sluiced's threads (within it) off a CPU: a response late by no more
+        sluiced's or wrk's threads (within it) off a CPU: a response late by no more
         than that is the machine's, not sluiced's."""
-        return max(self.dog.around(t0, t1), self.sched.waited(t0, t1))
+        return max(self.dog.around(t0, t1), self.sched.waited(t0, t1),
+                   self.wsched.waited(t0, t1))
 
     def report(self, rc):
         a = self.a
@@ -757,16 +763,17 @@ class Soak:
         print("# [%s] driver starvation (5 ms sleep overslept): worst %.0f ms; seconds with "
               "more than 100 ms: %d" % (a.mode, starve_max,
                                         sum(1 for v in self.dog.worst.values() if v > 0.1)))
-        print("# [%s] sluiced's run-queue wait (schedstat run_delay): worst %.0f ms of one "
-              "thread within one second" % (a.mode, self.sched.worst_second() * 1000))
+        print("# [%s] run-queue wait (schedstat run_delay) of one thread within one second: "
+              "sluiced worst %.0f ms, wrk worst %.0f ms" % (
+                  a.mode, self.sched.worst_second() * 1000, self.wsched.worst_second() * 1000))
         print("# [%s] responses over %d ms: wrk %d (in %d of %d seconds), probe %d; not "
-              "explained by the driver's starvation or sluiced's run-queue wait around them: "
+              "explained by the driver's starvation or sluiced's or wrk's run-queue wait around them: "
               "wrk %d, probe %d" % (
                   a.mode, bound_ms, over, sum(1 for x in self.series if x[3]), len(self.series),
                   p_over, unexplained, p_unexp))
         crit(bool(self.series) and unexplained == 0 and p_unexp == 0,
              "every response within timeout_ms %d + margin %d = %d ms, plus only the "
-             "driver's starvation or sluiced's run-queue wait measured around it (wrk max %.1f ms, probe max %.1f ms, "
+             "driver's starvation or sluiced's or wrk's run-queue wait measured around it (wrk max %.1f ms, probe max %.1f ms, "
              "while Redis away: wrk %.1f ms, probe %.1f ms; worst unexplained %.1f ms)" % (
                  a.timeout_ms, a.margin_ms, bound_ms, w.get("max_us", 0) / 1e3, p_max,
                  away_max * 1000, a_max, worst_unexp * 1000))
