@@ -169,6 +169,12 @@ void sluiced__gcall_arm_deadline(gcall *s);
 /** Allocates s->out for a message of len bytes with its 5-byte prefix written. */
 uint8_t *sluiced__gcall_out(gcall *s, size_t len);
 
+/** Shrinks s->out's message to len (at most what _out allocated), rewriting the prefix. */
+void sluiced__gcall_set_len(gcall *s, size_t len);
+
+/** protobuf-c's allocations (unpack) through the daemon's per-thread caches. */
+extern struct ProtobufCAllocator sluiced__pb_alloc;
+
 /* ---- grpc_rls.c, grpc_health.c: the methods ------------------------------------ */
 
 /** ShouldRateLimit: decodes s->msg, decides, replies (now or from the decision's callback). */

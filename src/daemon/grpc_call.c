@@ -27,6 +27,7 @@
  */
 #include <event2/event.h>
 #include <nghttp2/nghttp2.h>
+#include <protobuf-c/protobuf-c.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,6 +49,27 @@ static nghttp2_nv nv(const char *name, const char *value)
                     NGHTTP2_NV_FLAG_NONE};
     return v;
 }
+
+/* A field of string literals: nghttp2 need not copy them. */
+#define NV_STATIC(n, v)                                                                            \
+    {                                                                                              \
+        (uint8_t *)(n), (uint8_t *)(v), sizeof(n) - 1, sizeof(v) - 1,                              \
+            NGHTTP2_NV_FLAG_NO_COPY_NAME | NGHTTP2_NV_FLAG_NO_COPY_VALUE                           \
+    }
+
+static void *pb_alloc(void *ud, size_t n)
+{
+    (void)ud;
+    return sluiced_malloc(n);
+}
+
+static void pb_free(void *ud, void *p)
+{
+    (void)ud;
+    sluiced_free(p);
+}
+
+ProtobufCAllocator sluiced__pb_alloc = {pb_alloc, pb_free, NULL};
 
 /* ---- the reply --------------------------------------------------------------- */
 
@@ -81,7 +103,7 @@ static ssize_t read_out(nghttp2_session *h2, int32_t id, uint8_t *buf, size_t le
     if (s->out_off == s->out_len) {
         /* The trailers end the stream, so this DATA frame must not. */
         *flags |= NGHTTP2_DATA_FLAG_EOF | NGHTTP2_DATA_FLAG_NO_END_STREAM;
-        nghttp2_nv t = nv("grpc-status", "0");
+        nghttp2_nv t = NV_STATIC("grpc-status", "0");
         if (nghttp2_submit_trailer(h2, id, &t, 1) != 0)
             return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
     }
@@ -102,6 +124,15 @@ uint8_t *sluiced__gcall_out(gcall *s, size_t len)
     s->out_len = len + 5;
     s->out_off = 0;
     return s->out + 5;
+}
+
+void sluiced__gcall_set_len(gcall *s, size_t len)
+{
+    s->out[1] = (uint8_t)(len >> 24);
+    s->out[2] = (uint8_t)(len >> 16);
+    s->out[3] = (uint8_t)(len >> 8);
+    s->out[4] = (uint8_t)len;
+    s->out_len = len + 5;
 }
 
 /* An HTTP-level refusal (405, 415, 431) that gRPC clients also read as a status. */
@@ -133,7 +164,8 @@ void sluiced__gcall_reply(gcall *s, int status, const char *msg)
     nghttp2_session *h2 = sluiced__gconn_session(s->c);
     int rv;
     if (status == GRPC_OK && s->out) {
-        nghttp2_nv h[] = {nv(":status", "200"), nv("content-type", "application/grpc")};
+        nghttp2_nv h[] = {NV_STATIC(":status", "200"),
+                          NV_STATIC("content-type", "application/grpc")};
         nghttp2_data_provider dp = {.source.ptr = s, .read_callback = read_out};
         rv = nghttp2_submit_response(h2, s->id, h, 2, &dp);
     } else {

@@ -32,6 +32,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <nghttp2/nghttp2.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -72,6 +73,39 @@ struct sluiced_grpc_ctx {
 };
 
 static void conn_run(gconn *c);
+
+/* nghttp2's per-frame and per-stream allocations go through the daemon's
+ * per-thread caches (alloc.c), as libevent's and jansson's do. */
+static void *h2_malloc(size_t n, void *ud)
+{
+    (void)ud;
+    return sluiced_malloc(n);
+}
+
+static void h2_free(void *p, void *ud)
+{
+    (void)ud;
+    sluiced_free(p);
+}
+
+static void *h2_calloc(size_t k, size_t n, void *ud)
+{
+    (void)ud;
+    if (n && k > SIZE_MAX / n)
+        return NULL;
+    void *p = sluiced_malloc(k * n);
+    if (p)
+        memset(p, 0, k * n);
+    return p;
+}
+
+static void *h2_realloc(void *p, size_t n, void *ud)
+{
+    (void)ud;
+    return sluiced_realloc(p, n);
+}
+
+static nghttp2_mem h2_mem = {NULL, h2_malloc, h2_free, h2_calloc, h2_realloc};
 
 /* ---- calls ------------------------------------------------------------------- */
 
@@ -420,7 +454,8 @@ int sluiced_grpc_accept(sluiced_grpc_ctx *ctx, int fd, bool reject)
     c->calls.next = c->calls.prev = &c->calls;
     c->rev = event_new(ctx->base, fd, EV_READ | EV_PERSIST, on_readable, c);
     c->wev = event_new(ctx->base, fd, EV_WRITE, on_writable, c);
-    if (!c->rev || !c->wev || nghttp2_session_server_new2(&c->h2, ctx->cb, c, ctx->opt) != 0) {
+    if (!c->rev || !c->wev ||
+        nghttp2_session_server_new3(&c->h2, ctx->cb, c, ctx->opt, &h2_mem) != 0) {
         if (c->rev)
             event_free(c->rev);
         if (c->wev)

@@ -17,13 +17,13 @@
 void sluiced__grpc_health(gcall *s)
 {
     Grpc__Health__V1__HealthCheckRequest *m =
-        grpc__health__v1__health_check_request__unpack(NULL, s->nmsg, s->msg);
+        grpc__health__v1__health_check_request__unpack(&sluiced__pb_alloc, s->nmsg, s->msg);
     if (!m) {
         sluiced__gcall_reply(s, GRPC_INVALID_ARGUMENT, "malformed HealthCheckRequest");
         return;
     }
     bool known = m->service[0] == '\0' || strcmp(m->service, RLS_SERVICE) == 0;
-    grpc__health__v1__health_check_request__free_unpacked(m, NULL);
+    grpc__health__v1__health_check_request__free_unpacked(m, &sluiced__pb_alloc);
     if (!known) {
         sluiced__gcall_reply(s, GRPC_NOT_FOUND, "unknown service");
         return;

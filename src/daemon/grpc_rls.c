@@ -73,6 +73,18 @@ static int add_header(void *arg, const char *name, const char *value)
     return 0;
 }
 
+/* Bytes the packed reply can take at most: per status a tag and length
+ * (3) + code (2) + current_limit (3 + 6 + 2 + name with its tag and length)
+ * + remaining (6) + duration (3 + 11 + 6); per header its key and value with
+ * tags and lengths; the overall code. */
+static size_t bound(const sluice__rls_reply *r, const hdrs *h)
+{
+    size_t n = 8 + h->used + (size_t)h->n * 16;
+    for (int i = 0; i < r->nstatuses; i++)
+        n += 48 + (r->statuses[i].limit_name ? strlen(r->statuses[i].limit_name) + 6 : 0);
+    return n;
+}
+
 static void on_decided(int status, const sluice__rls_reply *r, void *arg)
 {
     gcall *s = arg;
@@ -126,8 +138,11 @@ static void on_decided(int status, const sluice__rls_reply *r, void *arg)
     resp.statuses = stp;
     resp.n_response_headers_to_add = (size_t)h.n;
     resp.response_headers_to_add = h.ptr;
-    size_t len = envoy__service__ratelimit__v3__rate_limit_response__get_packed_size(&resp);
-    envoy__service__ratelimit__v3__rate_limit_response__pack(&resp, sluiced__gcall_out(s, len));
+    /* One pass: pack into a buffer of a size no reply can exceed, then set
+     * the length prefix (get_packed_size would walk the message twice). */
+    size_t len = envoy__service__ratelimit__v3__rate_limit_response__pack(
+        &resp, sluiced__gcall_out(s, bound(r, &h)));
+    sluiced__gcall_set_len(s, len);
     sluiced__gcall_reply(s, GRPC_OK, NULL);
 out:
     sluiced__gcall_done(s);
@@ -174,8 +189,8 @@ static int convert(const pb_request *m, sluice__rls_descriptor *d, const char **
 
 void sluiced__grpc_rls(gcall *s)
 {
-    pb_request *m =
-        envoy__service__ratelimit__v3__rate_limit_request__unpack(NULL, s->nmsg, s->msg);
+    pb_request *m = envoy__service__ratelimit__v3__rate_limit_request__unpack(&sluiced__pb_alloc,
+                                                                              s->nmsg, s->msg);
     if (!m) {
         sluiced__gcall_reply(s, GRPC_INVALID_ARGUMENT, "malformed RateLimitRequest");
         return;
@@ -196,7 +211,7 @@ void sluiced__grpc_rls(gcall *s)
     }
     if (why) {
         sluiced_free(d);
-        envoy__service__ratelimit__v3__rate_limit_request__free_unpacked(m, NULL);
+        envoy__service__ratelimit__v3__rate_limit_request__free_unpacked(m, &sluiced__pb_alloc);
         sluiced__gcall_reply(s, GRPC_INVALID_ARGUMENT, why);
         return;
     }
@@ -215,7 +230,7 @@ void sluiced__grpc_rls(gcall *s)
      * (it is freed only once closed, which no callback here can make it). */
     int rc = sluice__rls_decide_async(w->async, sluice__config_rls(cfg), cfg, &req, on_decided, s);
     sluiced_free(d);
-    envoy__service__ratelimit__v3__rate_limit_request__free_unpacked(m, NULL);
+    envoy__service__ratelimit__v3__rate_limit_request__free_unpacked(m, &sluiced__pb_alloc);
     if (rc < 0) {
         sluiced__gcall_reply(s,
                              rc == SLUICE_EINVAL   ? GRPC_INVALID_ARGUMENT
