@@ -282,6 +282,37 @@ def test_memory():
 
 
 @test
+def test_example_descriptors():
+    """examples/envoy-ratelimit-descriptors.yaml answers the descriptors
+    examples/envoy-ratelimit.yaml makes Envoy send."""
+    ex = os.path.join(g.SRC, "examples", "envoy-ratelimit-descriptors.yaml")
+    port = free_port()
+    s = Sluiced(CONFIG.replace("%(dir)s/*.yaml", ex) % {"timeout": 2000}, workers=1,
+                extra=["--grpc-listen", "127.0.0.1:%d" % port])
+    ch = g.channel(port)
+    try:
+        wait_port(port, proc=s.proc)
+        rls, _ = g.stubs(ch)
+        r = rls(g.request("edge", d(("remote_address", "10.0.0.1")), d(("api_key", "k1")),
+                          d(("api_key", "internal-batch")), d(("api_key", "partner-acme")),
+                          d(("generic_key", "search"), ("remote_address", "10.0.0.1"))),
+                timeout=10)
+        eq(r.overall_code, g.OK)
+        eq([x.current_limit.requests_per_unit for x in r.statuses], [50, 600, 0, 6000, 30])
+        eq(r.statuses[2].limit_remaining, 4294967295, "unlimited key")
+        for _ in range(30):
+            r = rls(g.request("edge", d(("generic_key", "search"), ("remote_address", "10.0.0.2"))),
+                    timeout=10)
+        eq((r.overall_code, r.statuses[0].limit_remaining), (g.OK, 0), "search 30/min")
+        r = rls(g.request("edge", d(("generic_key", "search"), ("remote_address", "10.0.0.2"))),
+                timeout=10)
+        eq(r.overall_code, g.OVER_LIMIT, "search over")
+    finally:
+        ch.close()
+        s.stop()
+
+
+@test
 def test_redis():
     if not HAVE_REDIS:
         raise AssertionError("redis-server not installed")
