@@ -101,10 +101,11 @@ struct gcall {
     int status; /* grpc-status of the reply */
     char message[160];
 
-    bool dispatched; /* the method handler ran */
-    bool pending;    /* a decision's callback is outstanding (counted in w->inflight) */
-    bool answered;   /* the reply is submitted: later results are dropped */
-    bool closed;     /* the stream is gone (closed, reset, or the connection died) */
+    bool dispatched;  /* the method handler ran */
+    bool pending;     /* a decision's callback is outstanding (counted in w->inflight) */
+    bool answered;    /* the reply is submitted: later results are dropped */
+    bool closed;      /* the stream is gone (closed, reset, or the connection died) */
+    bool reset_after; /* an early error reply: RST_STREAM(NO_ERROR) once it is sent */
 };
 
 /* ---- grpc_conn.c ------------------------------------------------------------- */

@@ -11,8 +11,8 @@
  * Errors are answered as early as they are known (a bad header at the end
  * of the headers, an oversized or compressed message at its prefix, a
  * second message when it starts), and what the peer still sends on that
- * stream is dropped: nghttp2 follows our END_STREAM with RST_STREAM
- * (NO_ERROR) when the peer had not finished sending.
+ * stream is dropped: our END_STREAM is followed by RST_STREAM(NO_ERROR)
+ * when the peer had not finished sending.
  *
  *   wrong :method            HTTP 405 (grpc-status UNIMPLEMENTED)
  *   content-type not gRPC    HTTP 415 (INVALID_ARGUMENT)
@@ -135,6 +135,18 @@ void sluiced__gcall_set_len(gcall *s, size_t len)
     s->out_len = len + 5;
 }
 
+/* An error answered before the peer finished sending gets RST_STREAM
+ * (NO_ERROR) after its trailers (PROTOCOL-HTTP2.md), so the stream and its
+ * call are released now rather than when, or if, the peer ends its side.
+ * It is submitted once the HEADERS frame is out (on_frame_send): submitted
+ * with it, nghttp2 would send the reset first and drop the reply. */
+static void end_early(nghttp2_session *h2, int32_t id)
+{
+    gcall *s = nghttp2_session_get_stream_user_data(h2, id);
+    if (s)
+        s->reset_after = true;
+}
+
 /* An HTTP-level refusal (405, 415, 431) that gRPC clients also read as a status. */
 static void reply_http(gcall *s, int http_status, int grpc_status, const char *msg)
 {
@@ -151,6 +163,8 @@ static void reply_http(gcall *s, int http_status, int grpc_status, const char *m
     nghttp2_session *h2 = sluiced__gconn_session(s->c);
     if (nghttp2_submit_response(h2, s->id, h, 4, NULL) != 0)
         nghttp2_submit_rst_stream(h2, NGHTTP2_FLAG_NONE, s->id, NGHTTP2_INTERNAL_ERROR);
+    else
+        end_early(h2, s->id);
     sluiced__gconn_kick(s->c);
 }
 
@@ -180,6 +194,8 @@ void sluiced__gcall_reply(gcall *s, int status, const char *msg)
         if (status == GRPC_UNIMPLEMENTED && s->bad_encoding)
             h[n++] = h[4]; /* what we do accept */
         rv = nghttp2_submit_response(h2, s->id, h, n, NULL);
+        if (rv == 0)
+            end_early(h2, s->id);
     }
     if (rv != 0)
         nghttp2_submit_rst_stream(h2, NGHTTP2_FLAG_NONE, s->id, NGHTTP2_INTERNAL_ERROR);
@@ -436,6 +452,17 @@ static int on_frame_recv(nghttp2_session *h2, const nghttp2_frame *f, void *ud)
     return 0;
 }
 
+static int on_frame_send(nghttp2_session *h2, const nghttp2_frame *f, void *ud)
+{
+    (void)ud;
+    if (f->hd.type != NGHTTP2_HEADERS || !(f->hd.flags & NGHTTP2_FLAG_END_STREAM))
+        return 0;
+    gcall *s = nghttp2_session_get_stream_user_data(h2, f->hd.stream_id);
+    if (s && s->reset_after && !nghttp2_session_get_stream_remote_close(h2, f->hd.stream_id))
+        nghttp2_submit_rst_stream(h2, NGHTTP2_FLAG_NONE, f->hd.stream_id, NGHTTP2_NO_ERROR);
+    return 0;
+}
+
 static int on_stream_close(nghttp2_session *h2, int32_t id, uint32_t error_code, void *ud)
 {
     (void)error_code;
@@ -456,4 +483,5 @@ void sluiced__gcall_callbacks(nghttp2_session_callbacks *cb)
     nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cb, on_data_chunk);
     nghttp2_session_callbacks_set_on_frame_recv_callback(cb, on_frame_recv);
     nghttp2_session_callbacks_set_on_stream_close_callback(cb, on_stream_close);
+    nghttp2_session_callbacks_set_on_frame_send_callback(cb, on_frame_send);
 }

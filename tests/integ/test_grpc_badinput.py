@@ -299,6 +299,16 @@ def test_headers():
     try:
         eq(status_of(s, frame(RLS_MSG), ctype="application/json")[:2], ("415", 3),
            "wrong content-type: HTTP 415")
+        # answered before the client finished sending: RST_STREAM(NO_ERROR) after the reply
+        c = H2(s.gport)
+        sid = c.start(ctype="text/plain")
+        c.wait(sid)
+        deadline = time.time() + 10
+        while c.streams[sid]["reset"] is None:
+            assert time.time() < deadline, "no RST_STREAM after an early reply"
+            c.pump(0.2)
+        eq((c.grpc_status(sid)[0], c.streams[sid]["reset"]), ("415", 0), "reply, then NO_ERROR")
+        c.close()
         eq(status_of(s, frame(RLS_MSG), ctype=None)[0], "415", "no content-type")
         eq(status_of(s, frame(RLS_MSG), ctype="application/grpc+json")[0], "415", "+json")
         eq(status_of(s, frame(RLS_MSG), ctype="application/grpc+proto")[1], 0, "+proto is fine")
