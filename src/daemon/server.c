@@ -130,7 +130,6 @@ static void on_sweep(evutil_socket_t fd, short what, void *arg)
     wimpl *wi = w->impl;
     int64_t now = sluiced_now_us();
     sluiced_http_sweep(wi->http, now);
-    sluiced_grpc_sweep(wi->grpc, now, w->draining);
     /* again, after a failed accept or gRPC connections closed */
     if (!w->draining && nconns(wi) < max_conns_per_worker)
         set_listening(w, true);
@@ -139,6 +138,9 @@ static void on_sweep(evutil_socket_t fd, short what, void *arg)
         set_listening(w, false);
         wi->drain_deadline_us = now + (int64_t)SLUICED_DRAIN_TIMEOUT_MS * 1000;
     }
+    /* After the drain flag: the sweep that starts a drain already sends
+     * GOAWAY, before the loop may stop below. */
+    sluiced_grpc_sweep(wi->grpc, now, w->draining);
     if (w->draining && (atomic_load(&w->inflight) == 0 || now > wi->drain_deadline_us))
         event_base_loopbreak(w->base);
 }

@@ -516,6 +516,26 @@ def test_in_flight():
         r.cleanup()
 
 
+@test
+def test_goaway_on_sigterm():
+    """SIGTERM: an open gRPC connection is told GOAWAY(NO_ERROR) before the
+    process exits 0."""
+    s = Daemon()
+    try:
+        c = H2(s.gport)
+        sid = c.call(frame(RLS_MSG))
+        eq(c.grpc_status(sid)[1], 0)
+        s.signal(signal.SIGTERM)
+        deadline = time.time() + 15
+        while c.terminated is None:
+            assert time.time() < deadline and not c.closed, "closed without GOAWAY"
+            c.pump(0.2)
+        eq(c.terminated, 0, "GOAWAY NO_ERROR")
+        c.close()
+    finally:
+        s.stop()
+
+
 if DESC_DIR:
     shutil.rmtree(DESC_DIR, ignore_errors=True)
 g.cleanup()
