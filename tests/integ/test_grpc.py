@@ -70,7 +70,7 @@ def write_descriptors(user=5):
 write_descriptors()
 CONFIG = """
 timeout_ms: %(timeout)d
-on_store_error: allow
+on_store_error: %(on_error)s
 descriptors_config: [ %(dir)s/*.yaml ]
 rules:
   - name: default
@@ -79,16 +79,16 @@ rules:
 """
 
 
-def config(timeout=2000):
-    return CONFIG % {"timeout": timeout, "dir": DESC_DIR}
+def config(timeout=2000, on_error="allow"):
+    return CONFIG % {"timeout": timeout, "dir": DESC_DIR, "on_error": on_error}
 
 
 class Daemon(Sluiced):
     """sluiced with a gRPC listener on a free port, and a grpcio channel to it."""
 
-    def __init__(self, store="memory://", timeout=2000, workers=2):
+    def __init__(self, store="memory://", timeout=2000, workers=2, on_error="allow"):
         self.gport = free_port()
-        super().__init__(config(timeout), store=store, workers=workers,
+        super().__init__(config(timeout, on_error), store=store, workers=workers,
                          extra=["--grpc-listen", "127.0.0.1:%d" % self.gport])
         wait_port(self.gport, proc=self.proc)
         self.ch = g.channel(self.gport)
@@ -287,7 +287,8 @@ def test_example_descriptors():
     examples/envoy-ratelimit.yaml makes Envoy send."""
     ex = os.path.join(g.SRC, "examples", "envoy-ratelimit-descriptors.yaml")
     port = free_port()
-    s = Sluiced(CONFIG.replace("%(dir)s/*.yaml", ex) % {"timeout": 2000}, workers=1,
+    s = Sluiced(CONFIG.replace("%(dir)s/*.yaml", ex) % {"timeout": 2000, "on_error": "allow"},
+                workers=1,
                 extra=["--grpc-listen", "127.0.0.1:%d" % port])
     ch = g.channel(port)
     try:
@@ -340,6 +341,23 @@ def test_redis():
         while status(s.ask(d(("user", "back")))).limit_remaining != 4:
             assert time.time() < deadline, "decisions not back on Redis"
             time.sleep(0.2)
+    finally:
+        s.stop()
+        r.cleanup()
+
+
+@test
+def test_store_error_deny():
+    """on_store_error: deny answers OVER_LIMIT (not a gRPC error) while Redis is down."""
+    if not HAVE_REDIS:
+        raise AssertionError("redis-server not installed")
+    r = Redis()
+    s = Daemon(store=r.url(), timeout=300, on_error="deny")
+    try:
+        eq(s.ask(d(("user", "deny"))).overall_code, g.OK)
+        r.stop()
+        eq(s.ask(d(("user", "deny"))).overall_code, g.OVER_LIMIT, "fail closed")
+        assert metric(s.metrics(), "sluice_store_fallbacks_total", mode="deny") > 0
     finally:
         s.stop()
         r.cleanup()
