@@ -420,7 +420,9 @@ void sluiced_grpc_ctx_free(sluiced_grpc_ctx *ctx)
     while (ctx->head.next != &ctx->head) {
         gconn *c = ctx->head.next;
         conn_close(c);
-        /* Nothing runs after the loop: calls still pending never complete. */
+        /* Nothing runs after the loop: calls still pending never complete.
+         * depth keeps c alive while its last call is freed. */
+        c->depth++;
         for (gcall *s = c->calls.next, *next; s != &c->calls; s = next) {
             next = s->next;
             s->pending = false;
