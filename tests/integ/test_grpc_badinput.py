@@ -532,6 +532,7 @@ def test_goaway_on_sigterm():
             c.pump(0.2)
         eq(c.terminated, 0, "GOAWAY NO_ERROR")
         c.close()
+        eq(s.proc.wait(60), 0, "exit status after the drain")
     finally:
         s.stop()
 
