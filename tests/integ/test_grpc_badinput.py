@@ -54,6 +54,8 @@ def frame(msg, flag=0):
 
 RLS_MSG = g.request("bad", g.desc(("user", "u"))).SerializeToString()
 HEALTH_MSG = g.health_pb2.HealthCheckRequest().SerializeToString()
+# 64 descriptors: a reply several times the size of its request
+WIDE_MSG = g.request("bad", *[g.desc(("user", "w%d" % i)) for i in range(64)]).SerializeToString()
 
 
 class Daemon(Sluiced):
@@ -96,6 +98,10 @@ class Daemon(Sluiced):
         super().stop()
         assert "Sanitizer" not in log, log[-3000:]
         eq(code, 0, "sluiced exit status")
+
+    def asan(self):
+        with open("/proc/%d/maps" % self.proc.pid) as f:
+            return "libasan" in f.read()
 
     def rss_kb(self):
         with open("/proc/%d/status" % self.proc.pid) as f:
@@ -399,14 +405,18 @@ def test_slow_reader():
     s = Daemon()
     try:
         rss0 = s.rss_kb()
-        sock = socket.create_connection(("127.0.0.1", s.gport), timeout=10)
+        # a small receive buffer (set before connecting, so the window is small)
+        # and replies of a few hundred bytes fill the path to the client soon
+        sock = socket.socket()
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.settimeout(10)
+        sock.connect(("127.0.0.1", s.gport))
         enc = hpack.Encoder()
         sock.sendall(raw_preface())
         sock.settimeout(3)
         sid, blocked, sent = 1, False, 0
         while sent < 600000:
-            batch = raw_requests(enc, sid, 1000, g.HEALTH_PATH, frame(HEALTH_MSG))
+            batch = raw_requests(enc, sid, 1000, g.RLS_PATH, frame(WIDE_MSG))
             try:
                 sock.sendall(batch)
             except socket.timeout:
@@ -417,7 +427,9 @@ def test_slow_reader():
         assert blocked, "the server kept reading a client that never reads"
         s.serving("a stalled reader")
         grew = s.rss_kb() - rss0
-        assert grew < 64 * 1024, "RSS grew by %d KiB for a stalled reader" % grew
+        print("  RSS grew by %d KiB" % grew)
+        if not s.asan():  # ASan's quarantine holds freed memory: RSS means nothing there
+            assert grew < 64 * 1024, "RSS grew by %d KiB for a stalled reader" % grew
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         sock.close()
         s.serving("the stalled reader left")
