@@ -59,7 +59,7 @@ WIDE_MSG = g.request("bad", *[g.desc(("user", "w%d" % i)) for i in range(64)]).S
 
 
 class Daemon(Sluiced):
-    def __init__(self, store="memory://"):
+    def __init__(self, store="memory://", workers=2, extra=()):
         global DESC_DIR
         if DESC_DIR is None:
             import tempfile
@@ -67,9 +67,9 @@ class Daemon(Sluiced):
             with open(os.path.join(DESC_DIR, "bad.yaml"), "w") as f:
                 f.write(DESCRIPTORS)
         self.gport = free_port()
-        super().__init__(CONFIG % DESC_DIR, store=store, workers=2,
+        super().__init__(CONFIG % DESC_DIR, store=store, workers=workers,
                          extra=["--grpc-listen", "127.0.0.1:%d" % self.gport,
-                                "--request-timeout-ms", "1000"])
+                                "--request-timeout-ms", "1000"] + list(extra))
         wait_port(self.gport, proc=self.proc)
 
     def serving(self, what):
@@ -526,6 +526,30 @@ def test_in_flight():
     finally:
         s.stop()
         r.cleanup()
+
+
+@test
+def test_connection_cap():
+    """At --max-connections (HTTP/1.1 and gRPC counted together) a new gRPC
+    connection waits in the kernel's backlog, unanswered, and is served once
+    another connection closes."""
+    s = Daemon(workers=1, extra=["--max-connections", "2"])
+    try:
+        a, b = H2(s.gport), H2(s.gport)
+        eq(a.grpc_status(a.call(frame(RLS_MSG)))[1], 0)
+        eq(b.grpc_status(b.call(frame(RLS_MSG)))[1], 0)
+        c = H2(s.gport)
+        sid = c.start()
+        c.send(sid, frame(RLS_MSG))
+        c.pump(1.0)
+        assert not c.streams[sid]["ended"], "served above the cap"
+        a.close()
+        c.wait(sid)
+        eq(c.grpc_status(sid)[1], 0, "served once below the cap")
+        b.close()
+        c.close()
+    finally:
+        s.stop()
 
 
 @test
