@@ -407,8 +407,14 @@ sluiced_grpc_ctx *sluiced_grpc_ctx_new(struct event_base *base, sluiced_worker *
     /* A peer that floods PING/SETTINGS without reading the ACKs. */
     nghttp2_option_set_max_outbound_ack(ctx->opt, 256);
     nghttp2_option_set_max_settings(ctx->opt, 32);
-    /* Rapid reset: nghttp2's token bucket of incoming RST_STREAM (burst, per second). */
-    nghttp2_option_set_stream_reset_rate_limit(ctx->opt, 200, 33);
+    /* Rapid reset: nghttp2's token bucket of incoming RST_STREAM (burst, per
+     * second).  Its default refill, 33 a second, would also end the
+     * connection of an Envoy that cancels calls at its 20 ms timeout while
+     * the store is slow; a reset here costs no more than a call, and calls
+     * left pending by resets are capped (SLUICED_GRPC_MAX_CALLS), so the
+     * refill matches the control-frame budget instead. */
+    nghttp2_option_set_stream_reset_rate_limit(ctx->opt, SLUICED_GRPC_CTRL_PER_S,
+                                               SLUICED_GRPC_CTRL_PER_S);
     nghttp2_option_set_max_continuations(ctx->opt, 8);
     return ctx;
 }
