@@ -98,8 +98,7 @@ struct gcall {
     /* The reply: a length-prefixed message sent as DATA, then trailers. */
     uint8_t *out;
     size_t out_len, out_off;
-    int status; /* grpc-status of the reply */
-    char message[160];
+    int status; /* grpc-status of the reply, once answered */
 
     bool dispatched;  /* the method handler ran */
     bool pending;     /* a decision's callback is outstanding (counted in w->inflight) */

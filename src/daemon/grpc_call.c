@@ -184,7 +184,7 @@ void sluiced__gcall_reply(gcall *s, int status, const char *msg)
         rv = nghttp2_submit_response(h2, s->id, h, 2, &dp);
     } else {
         /* Trailers-Only: one HEADERS frame that ends the stream. */
-        char gs[8], m[sizeof(s->message) * 3 + 1];
+        char gs[8], m[512]; /* a message of up to 170 bytes, percent-encoded */
         snprintf(gs, sizeof(gs), "%d", status);
         pct_encode(m, sizeof(m), msg ? msg : "");
         nghttp2_nv h[] = {nv(":status", "200"), nv("content-type", "application/grpc"),
