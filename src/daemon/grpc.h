@@ -36,18 +36,20 @@ typedef struct nghttp2_session nghttp2_session;
 
 /* ---- limits ---------------------------------------------------------------- */
 
-#define SLUICED_GRPC_MAX_MESSAGE 65536 /* bytes of one request message: RESOURCE_EXHAUSTED */
-#define SLUICED_GRPC_MAX_STREAMS 100   /* SETTINGS_MAX_CONCURRENT_STREAMS */
-#define SLUICED_GRPC_MAX_CALLS                                                                     \
-    200                                    /* calls of a connection alive at once (also reset      \
-                                              ones whose decision is still pending): reading       \
-                                              pauses above */
-#define SLUICED_GRPC_MAX_HEADER_LIST 16384 /* SETTINGS_MAX_HEADER_LIST_SIZE; larger: 431 */
-#define SLUICED_GRPC_MAX_OUTPUT 65536      /* unsent bytes before reading pauses (slow reader) */
-#define SLUICED_GRPC_IDLE_TIMEOUT_S 300    /* no stream open this long: GOAWAY, close */
-#define SLUICED_GRPC_CTRL_PER_S                                                                    \
-    1000 /* PING + SETTINGS + RST_STREAM + empty DATA a                                            \
-            second before GOAWAY ENHANCE_YOUR_CALM */
+/* Bytes of one request message; larger: RESOURCE_EXHAUSTED at its prefix. */
+#define SLUICED_GRPC_MAX_MESSAGE 65536
+/* SETTINGS_MAX_CONCURRENT_STREAMS we advertise (nghttp2 refuses the excess). */
+#define SLUICED_GRPC_MAX_STREAMS 100
+/* Calls of one connection alive at once, counting reset ones whose decision
+ * is still pending: reading pauses at this many. */
+#define SLUICED_GRPC_MAX_CALLS 200
+/* SETTINGS_MAX_HEADER_LIST_SIZE; a larger request header list: HTTP 431. */
+#define SLUICED_GRPC_MAX_HEADER_LIST 16384
+/* A connection without a stream this long: GOAWAY, close. */
+#define SLUICED_GRPC_IDLE_TIMEOUT_S 300
+/* PING, SETTINGS, RST_STREAM, PRIORITY and empty DATA frames a connection may
+ * send a second before GOAWAY(ENHANCE_YOUR_CALM). */
+#define SLUICED_GRPC_CTRL_PER_S 1000
 
 /* gRPC status codes (grpc/doc/statuscodes.md). */
 enum {
