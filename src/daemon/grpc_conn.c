@@ -11,7 +11,8 @@
  * is copied to the heap, and while anything is left there the connection
  * neither reads nor asks nghttp2 for more: a peer that stops reading stops
  * being read, holds at most ~48 KiB, and is closed after idle_timeout_s
- * without write progress.
+ * without write progress; so is a peer that holds replies back by never
+ * opening its flow-control window.
  *
  * Floods: nghttp2 bounds queued SETTINGS/PING ACKs (max_outbound_ack),
  * SETTINGS entries, CONTINUATION frames and the rate of incoming
@@ -494,15 +495,20 @@ int sluiced_grpc_accept(sluiced_grpc_ctx *ctx, int fd, bool reject)
     return 0;
 }
 
-/* Calls whose request has not arrived whole in request_timeout_ms. */
-static void sweep_calls(gconn *c, int64_t now_us)
+/* Calls whose request has not arrived whole in request_timeout_ms.  True
+ * when a call is answered but its reply is still held (by the peer's flow
+ * control window, since nothing is left unsent in obuf). */
+static bool sweep_calls(gconn *c, int64_t now_us)
 {
     int64_t req_us = (int64_t)c->ctx->request_timeout_ms * 1000;
+    bool held = false;
     for (gcall *s = c->calls.next, *next; s != &c->calls && !c->closed; s = next) {
         next = s->next;
         if (!s->closed && !s->dispatched && !s->answered && now_us - s->start_us > req_us)
             sluiced__gcall_reply(s, GRPC_DEADLINE_EXCEEDED, "the request did not arrive in time");
+        held = held || (s->answered && !s->closed);
     }
+    return held;
 }
 
 void sluiced_grpc_sweep(sluiced_grpc_ctx *ctx, int64_t now_us, bool draining)
@@ -525,8 +531,11 @@ void sluiced_grpc_sweep(sluiced_grpc_ctx *ctx, int64_t now_us, bool draining)
             c->goaway = true; /* idle, or never sent a request */
             nghttp2_session_terminate_session(c->h2, NGHTTP2_NO_ERROR);
             conn_run(c);
+        } else if (sweep_calls(c, now_us) && quiet > idle_us) {
+            /* replies held by a peer that opens no window: the same stall as
+             * a peer that stops reading */
+            conn_close(c);
         } else {
-            sweep_calls(c, now_us);
             if (draining && !c->goaway && !c->closed) {
                 /* Streams already opened finish; no new one is accepted. */
                 c->goaway = true;
