@@ -8,9 +8,10 @@
 #      when node and npm are installed, and the ratio.
 #   2. Redis stores (scripts/bench_redis.sh, when present).
 #   3. HTTP daemon (scripts/bench_http.sh, when present).
+#   4. gRPC daemon (scripts/bench_grpc.sh): ShouldRateLimit vs /v1/authorize.
 # Knobs: BUILD (build directory, default build), SLUICE_BENCH_REQUESTS
 # (decisions per run, default 2000000), SLUICE_BENCH_KEYS (distinct keys,
-# default 1000000), SLUICE_BENCH_ONLY (sections to run: memory redis http).
+# default 1000000), SLUICE_BENCH_ONLY (sections to run: memory redis http grpc).
 # Figures are of this machine at this moment; nothing here passes or fails
 # on a number.
 set -uo pipefail
@@ -143,6 +144,9 @@ if want http && [ -x scripts/bench_http.sh ]; then
   scripts/bench_http.sh || fail=1
 fi
 # ==== end hook: HTTP daemon ==================================================
+
+# gRPC (Envoy RLS ShouldRateLimit over HTTP/2, h2load) next to /v1/authorize (HTTP/1.1, wrk).
+if want grpc && [ -x scripts/bench_grpc.sh ]; then step "gRPC daemon (sluiced ShouldRateLimit vs /v1/authorize)"; scripts/bench_grpc.sh || fail=1; fi
 
 echo
 if [ $fail -ne 0 ]; then echo "make bench: some benchmarks failed"; exit 1; fi

@@ -4,12 +4,15 @@
 # run as root (a non-root user gets the list to install instead).
 #   scripts/deps.sh build    compile-time libraries and tools
 #   scripts/deps.sh test     + redis-server, redis-sentinel, nginx-light, curl
-#   scripts/deps.sh bench    + wrk, redis-tools
+#   scripts/deps.sh bench    + wrk, redis-tools, h2load (nghttp2-client), valgrind
 set -euo pipefail
 
-build=(build-essential cmake pkg-config libhiredis-dev libevent-dev libhttp-parser-dev libyaml-dev libjansson-dev)
-test=(redis-server redis-tools redis-sentinel nginx-light curl python3 python3-yaml)
-bench=(wrk redis-tools)
+build=(build-essential cmake pkg-config libhiredis-dev libevent-dev libhttp-parser-dev libyaml-dev libjansson-dev
+       libnghttp2-dev libprotobuf-c-dev protobuf-c-compiler libprotobuf-dev)
+# gRPC tests: a real client (grpcio + protobuf, stubs from protoc) and raw HTTP/2 frames (h2)
+test=(redis-server redis-tools redis-sentinel nginx-light curl python3 python3-yaml
+      python3-grpcio python3-protobuf protobuf-compiler python3-h2)
+bench=(wrk redis-tools nghttp2-client valgrind)
 
 want=("${build[@]}")
 case "${1:-build}" in

@@ -165,6 +165,7 @@ struct sluiced_worker {
 typedef struct sluiced_opts {
     const char *config_path;
     const char *listen; /* "host:port" */
+    const char *grpc_listen; /* "host:port" of the gRPC listener; NULL: none */
     const char *store_url;
     int workers;
     int max_connections;
@@ -195,6 +196,17 @@ void sluiced_handle(struct sluiced_http_request *req, void *arg);
 /** Sends a JSON error reply {"error": code, "message": msg} with status. */
 void sluiced_reply_error(sluiced_worker *w, struct sluiced_http_reply *rp, int status,
                          const char *code, const char *msg);
+
+/* ---- ready.c -------------------------------------------------------------------- */
+
+/**
+ * Whether the store answers (GET /readyz, grpc.health.v1 Check): 0, or the
+ * failed ping's SLUICE_E* with its message in msg.  One ping per 250 ms for
+ * the whole process (probes must not load the store); one caller pings
+ * (blocking its worker for at most timeout_ms), the others answer from the
+ * last reading meanwhile.  Thread-safe.
+ */
+int sluiced_store_ready(char *msg, size_t size);
 
 /** Monotonic clock in microseconds (http_reply.c). */
 int64_t sluiced_now_us(void);

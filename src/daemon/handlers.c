@@ -248,35 +248,8 @@ static void handle_metrics(sluiced_worker *w, sluiced_http_reply *rp)
 
 static void handle_readyz(sluiced_worker *w, sluiced_http_reply *rp)
 {
-    /* One ping per 250 ms for the whole process: probes must not load the
-     * store, and every worker answers from the same reading. */
-    static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-    static atomic_flag pinging = ATOMIC_FLAG_INIT;
-    static int64_t checked_us;
-    static int cached_rc;
-    static char cached_msg[256];
-    int64_t now = sluiced_now_us();
-    pthread_mutex_lock(&lock);
-    bool stale = checked_us == 0 || now - checked_us > 250000;
-    pthread_mutex_unlock(&lock);
-    /* One worker pings (blocking it for at most timeout_ms); the others
-     * answer from the last reading meanwhile. */
-    if (stale && !atomic_flag_test_and_set(&pinging)) {
-        sluice_error err = {0};
-        int rc = sluice_store_ping(sluiced_store, &err);
-        pthread_mutex_lock(&lock);
-        cached_rc = rc;
-        snprintf(cached_msg, sizeof(cached_msg), "%s", err.msg[0] ? err.msg : sluice_strerror(rc));
-        checked_us = sluiced_now_us();
-        pthread_mutex_unlock(&lock);
-        atomic_flag_clear(&pinging);
-    }
-    int last_rc;
     char last_msg[256];
-    pthread_mutex_lock(&lock);
-    last_rc = cached_rc;
-    memcpy(last_msg, cached_msg, sizeof(last_msg));
-    pthread_mutex_unlock(&lock);
+    int last_rc = sluiced_store_ready(last_msg, sizeof(last_msg));
     json_t *j;
     int status = 200;
     if (w->draining) {

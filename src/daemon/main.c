@@ -2,10 +2,11 @@
 /*
  * main.c - sluiced: flags, config, store, workers and signals.
  *
- *   sluiced --config FILE [--listen ADDR] [--store URL] [--workers N]
- *           [--max-connections N] [--request-timeout-ms N] [--log-level L]
+ *   sluiced --config FILE [--listen ADDR] [--grpc-listen ADDR] [--store URL]
+ *           [--workers N] [--max-connections N] [--request-timeout-ms N]
+ *           [--log-level L]
  *
- * Flags override the config's listen/store/workers.  The main thread only
+ * Flags override the config's listen/grpc_listen/store/workers.  The main thread only
  * waits for signals (on its own libevent loop): SIGHUP reloads the config
  * (a bad one is refused and logged, the old one stays), SIGTERM and SIGINT
  * drain and exit 0.  The store is opened once and outlives every reload.
@@ -28,7 +29,8 @@ static const char *config_path;
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: sluiced --config FILE [--listen HOST:PORT] [--store URL] [--workers N]\n"
+    fprintf(f, "usage: sluiced --config FILE [--listen HOST:PORT] [--grpc-listen HOST:PORT]\n"
+               "               [--store URL] [--workers N]\n"
                "               [--max-connections N] [--request-timeout-ms N]\n"
                "               [--log-level debug|info|warn|error]\n"
                "       sluiced --version\n");
@@ -62,6 +64,7 @@ int main(int argc, char **argv)
 {
     static const struct option longopts[] = {{"config", required_argument, NULL, 'c'},
                                              {"listen", required_argument, NULL, 'l'},
+                                             {"grpc-listen", required_argument, NULL, 'g'},
                                              {"store", required_argument, NULL, 's'},
                                              {"workers", required_argument, NULL, 'w'},
                                              {"max-connections", required_argument, NULL, 'm'},
@@ -70,7 +73,7 @@ int main(int argc, char **argv)
                                              {"help", no_argument, NULL, 'h'},
                                              {"version", no_argument, NULL, 'V'},
                                              {NULL, 0, NULL, 0}};
-    const char *listen_flag = NULL, *store_flag = NULL;
+    const char *listen_flag = NULL, *grpc_flag = NULL, *store_flag = NULL;
     int workers = -1, max_conns = SLUICED_MAX_CONNECTIONS;
     int req_timeout = SLUICED_REQUEST_TIMEOUT_MS;
     int ch;
@@ -85,6 +88,9 @@ int main(int argc, char **argv)
             break;
         case 'l':
             listen_flag = optarg;
+            break;
+        case 'g':
+            grpc_flag = optarg;
             break;
         case 's':
             store_flag = optarg;
@@ -153,6 +159,10 @@ int main(int argc, char **argv)
              listen_flag   ? listen_flag
              : cfg->listen ? cfg->listen
                            : "127.0.0.1:8080");
+    char grpc_buf[300];
+    const char *grpc_listen = grpc_flag ? grpc_flag : cfg->grpc_listen;
+    if (grpc_listen)
+        snprintf(grpc_buf, sizeof(grpc_buf), "%s", grpc_listen);
     if (workers < 0)
         workers = cfg->workers;
     if (workers == 0) {
@@ -197,6 +207,7 @@ int main(int argc, char **argv)
 
     sluiced_opts o = {.config_path = config_path,
                       .listen = listen_buf,
+                      .grpc_listen = grpc_listen ? grpc_buf : NULL,
                       .store_url = store_url,
                       .workers = workers,
                       .max_connections = max_conns,

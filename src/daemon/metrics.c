@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "daemon.h"
+#include "grpc.h"
 #include "rls/rls_metrics.h"
 #include "store/redis/deny_cache.h"
 
@@ -223,6 +224,9 @@ char *sluiced_metrics_render(size_t keys, size_t *len)
         abort();
     put(&o, "%s", rls);
     free(rls);
+    char *grpc = sluiced_grpc_metrics_render(&rlen); /* the gRPC listener's calls */
+    put(&o, "%s", grpc);
+    free(grpc);
     *len = o.len;
     return o.p;
 }

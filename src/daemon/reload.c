@@ -94,11 +94,13 @@ int sluiced_cfg_reload(const char *path)
     sluiced_cfg *old = sluiced_cfg_get();
     if (old) {
         if (str_differs(old->cfg->listen, cfg->listen) ||
+            str_differs(old->cfg->grpc_listen, cfg->grpc_listen) ||
             str_differs(old->cfg->store, cfg->store) || old->cfg->workers != cfg->workers ||
             old->cfg->timeout_ms != cfg->timeout_ms ||
             old->cfg->on_store_error != cfg->on_store_error)
             sluiced_log(SLUICED_LOG_WARN, "config_reload_partial",
-                        "reason=\"listen, workers, store, timeout_ms and on_store_error "
+                        "reason=\"listen, grpc_listen, workers, store, timeout_ms and "
+                        "on_store_error "
                         "take effect on restart\"");
         sluiced_cfg_put(old);
     }

@@ -1,10 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * server.c - the listening side of sluiced: one listening socket, N worker
- * threads, each with its own libevent loop, its own copy of the socket and
- * its own set of HTTP connections (http_conn.c; no locks between workers on
- * the request path).  It accepts, applies the connection cap (at the cap a
- * worker stops accepting and new connections wait in the kernel backlog),
+ * server.c - the listening side of sluiced: one listening socket for
+ * HTTP/1.1 and, with grpc_listen, one for gRPC (HTTP/2, grpc_conn.c); N
+ * worker threads, each with its own libevent loop, its own copy of the
+ * sockets and its own sets of connections (http_conn.c, grpc_conn.c; no
+ * locks between workers on the request path).  It accepts, applies the
+ * connection cap to both kinds together (at the cap a worker stops
+ * accepting and new connections wait in the kernel backlog),
  * runs the 100 ms sweep of request and idle timeouts, and drains on
  * SIGTERM: stop accepting, finish in-flight requests, stop.
  */
@@ -23,6 +25,7 @@
 #include <unistd.h>
 
 #include "daemon.h"
+#include "grpc.h"
 #include "http.h"
 
 #define SWEEP_MS 100
@@ -31,8 +34,11 @@
 typedef struct wimpl {
     pthread_t thread;
     sluiced_http_ctx *http;
+    sluiced_grpc_ctx *grpc; /* NULL without grpc_listen */
     int lfd;              /* this worker's copy of the listening socket */
     struct event *accept; /* readable lfd */
+    int glfd;             /* its copy of the gRPC listening socket; -1: none */
+    struct event *gaccept;
     struct event *sweep;
     bool listening;
     int64_t drain_deadline_us;
@@ -43,6 +49,7 @@ sluice_store *sluiced_store;
 static sluiced_worker *workers;
 static int nworkers;
 static int listen_fd = -1;
+static int grpc_listen_fd = -1;
 static sluiced_opts opts;
 static int max_conns_per_worker;
 static atomic_int stopping;
@@ -54,11 +61,22 @@ static void set_listening(sluiced_worker *w, bool on)
     wimpl *wi = w->impl;
     if (wi->listening == on || !wi->accept)
         return;
-    if (on)
+    if (on) {
         event_add(wi->accept, NULL);
-    else
+        if (wi->gaccept)
+            event_add(wi->gaccept, NULL);
+    } else {
         event_del(wi->accept);
+        if (wi->gaccept)
+            event_del(wi->gaccept);
+    }
     wi->listening = on;
+}
+
+/* Open connections of both kinds: the cap counts them together. */
+static int nconns(const wimpl *wi)
+{
+    return sluiced_http_ctx_count(wi->http) + sluiced_grpc_ctx_count(wi->grpc);
 }
 
 static void on_accept(evutil_socket_t lfd, short what, void *arg)
@@ -66,6 +84,7 @@ static void on_accept(evutil_socket_t lfd, short what, void *arg)
     (void)what;
     sluiced_worker *w = arg;
     wimpl *wi = w->impl;
+    bool grpc = lfd == wi->glfd;
     for (int i = 0; i < ACCEPT_BATCH && wi->listening; i++) {
         struct sockaddr_storage ss;
         socklen_t len = sizeof(ss);
@@ -80,13 +99,16 @@ static void on_accept(evutil_socket_t lfd, short what, void *arg)
             }
             return; /* EAGAIN: another worker took it, or none left */
         }
-        int n = sluiced_http_ctx_count(wi->http);
+        int n = nconns(wi);
         bool reject = n >= max_conns_per_worker || w->draining;
         if (reject)
             sluiced_log(SLUICED_LOG_WARN, "connection_rejected",
                         "worker=%d connections=%d limit=%d", w->id, n + 1, max_conns_per_worker);
-        sluiced_http_accept(wi->http, fd, (struct sockaddr *)&ss, len, reject);
-        if (sluiced_http_ctx_count(wi->http) >= max_conns_per_worker)
+        if (grpc)
+            sluiced_grpc_accept(wi->grpc, fd, reject);
+        else
+            sluiced_http_accept(wi->http, fd, (struct sockaddr *)&ss, len, reject);
+        if (nconns(wi) >= max_conns_per_worker)
             set_listening(w, false);
     }
 }
@@ -94,8 +116,9 @@ static void on_accept(evutil_socket_t lfd, short what, void *arg)
 /* A connection closed: accept again below the cap. */
 static void on_conn_closed(sluiced_http_ctx *ctx, void *arg)
 {
+    (void)ctx;
     sluiced_worker *w = arg;
-    if (!w->draining && sluiced_http_ctx_count(ctx) < max_conns_per_worker)
+    if (!w->draining && nconns(w->impl) < max_conns_per_worker)
         set_listening(w, true);
 }
 
@@ -107,13 +130,17 @@ static void on_sweep(evutil_socket_t fd, short what, void *arg)
     wimpl *wi = w->impl;
     int64_t now = sluiced_now_us();
     sluiced_http_sweep(wi->http, now);
-    if (!w->draining && sluiced_http_ctx_count(wi->http) < max_conns_per_worker)
-        set_listening(w, true); /* again, after a failed accept */
+    /* again, after a failed accept or gRPC connections closed */
+    if (!w->draining && nconns(wi) < max_conns_per_worker)
+        set_listening(w, true);
     if (atomic_load(&stopping) && !w->draining) {
         w->draining = true;
         set_listening(w, false);
         wi->drain_deadline_us = now + (int64_t)SLUICED_DRAIN_TIMEOUT_MS * 1000;
     }
+    /* After the drain flag: the sweep that starts a drain already sends
+     * GOAWAY, before the loop may stop below. */
+    sluiced_grpc_sweep(wi->grpc, now, w->draining);
     if (w->draining && (atomic_load(&w->inflight) == 0 || now > wi->drain_deadline_us))
         event_base_loopbreak(w->base);
 }
@@ -150,6 +177,7 @@ static int worker_init(sluiced_worker *w, int id)
     w->impl = wi;
     w->id = id;
     wi->lfd = -1;
+    wi->glfd = -1;
     /* The changelist folds an add and a delete of the same event within one
      * loop iteration into at most one epoll_ctl.  Its one hazard, a dup()ed
      * fd closed while its twin stays in the same epoll set, cannot happen
@@ -183,6 +211,15 @@ static int worker_init(sluiced_worker *w, int id)
     wi->accept = event_new(w->base, wi->lfd, EV_READ | EV_PERSIST, on_accept, w);
     if (!wi->accept)
         return -1;
+    if (grpc_listen_fd >= 0) {
+        wi->grpc = sluiced_grpc_ctx_new(w->base, w, opts.idle_timeout_s, opts.request_timeout_ms);
+        wi->glfd = fcntl(grpc_listen_fd, F_DUPFD_CLOEXEC, 0);
+        if (!wi->grpc || wi->glfd < 0)
+            return -1;
+        wi->gaccept = event_new(w->base, wi->glfd, EV_READ | EV_PERSIST, on_accept, w);
+        if (!wi->gaccept)
+            return -1;
+    }
     set_listening(w, true);
     wi->sweep = event_new(w->base, -1, EV_PERSIST, on_sweep, w);
     struct timeval tv = {0, SWEEP_MS * 1000};
@@ -203,9 +240,14 @@ static void worker_free(sluiced_worker *w)
         event_free(wi->accept);
     if (wi->lfd >= 0)
         close(wi->lfd);
+    if (wi->gaccept)
+        event_free(wi->gaccept);
+    if (wi->glfd >= 0)
+        close(wi->glfd);
     /* Pending decisions complete (cancelled) into their connections first. */
     sluice_async_free(w->async);
     sluiced_http_ctx_free(wi->http);
+    sluiced_grpc_ctx_free(wi->grpc);
     sluiced_cfg_put(w->cfg);
     if (w->base)
         event_base_free(w->base);
@@ -278,6 +320,11 @@ int sluiced_server_start(const sluiced_opts *o)
     listen_fd = open_listener(opts.listen);
     if (listen_fd < 0)
         return -1;
+    if (opts.grpc_listen) {
+        grpc_listen_fd = open_listener(opts.grpc_listen);
+        if (grpc_listen_fd < 0)
+            return -1;
+    }
     workers = calloc((size_t)opts.workers, sizeof(*workers));
     if (!workers)
         return -1;
@@ -295,8 +342,9 @@ int sluiced_server_start(const sluiced_opts *o)
         if (pthread_create(&wi->thread, NULL, worker_main, &workers[i]) != 0)
             return -1;
     }
-    sluiced_log(SLUICED_LOG_INFO, "listening", "listen=%s workers=%d max_connections=%d",
-                opts.listen, nworkers, opts.max_connections);
+    sluiced_log(SLUICED_LOG_INFO, "listening",
+                "listen=%s grpc_listen=%s workers=%d max_connections=%d", opts.listen,
+                opts.grpc_listen ? opts.grpc_listen : "off", nworkers, opts.max_connections);
     return 0;
 }
 
@@ -319,5 +367,8 @@ void sluiced_server_drain_and_stop(void)
     if (listen_fd >= 0)
         close(listen_fd);
     listen_fd = -1;
+    if (grpc_listen_fd >= 0)
+        close(grpc_listen_fd);
+    grpc_listen_fd = -1;
     sluiced_log(SLUICED_LOG_INFO, "drained", "abandoned_requests=%d", left);
 }

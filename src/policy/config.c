@@ -21,7 +21,7 @@ static const char *const top_keys[] = {"listen",     "workers",        "store",
                                        "trusted_proxies", "identify",  "deny_status",
                                        "tier_header", "shadow",        "rules",
                                        "descriptors_config", "descriptors_semantics",
-                                       NULL};
+                                       "grpc_listen", NULL};
 
 /* ---- free ------------------------------------------------------------------ */
 
@@ -35,6 +35,7 @@ void sluice_config_free(sluice_config *cfg)
     sluice__free(cfg->trusted);
     sluice__free(cfg->file);
     sluice__free(cfg->listen);
+    sluice__free(cfg->grpc_listen);
     sluice__free(cfg->store);
     sluice__free(cfg->tier_header);
     sluice__free(cfg);
@@ -89,11 +90,12 @@ static int defaults(sluice_config *cfg, const char *name)
 
 /* ---- top-level settings --------------------------------------------------- */
 
-/* "host:port" or "[v6]:port"; no name resolution here. */
-static int parse_listen(sluice__cload *c, const sluice__ynode *n, sluice_config *cfg)
+/* "host:port" or "[v6]:port"; no name resolution here.  key is "listen"
+ * or "grpc_listen" (the HTTP/1.1 and the gRPC listener take the same form). */
+static int parse_listen(sluice__cload *c, const sluice__ynode *n, const char *key, char **dst)
 {
     const char *s;
-    int rc = sluice__cstr(c, n, "listen", 300, &s);
+    int rc = sluice__cstr(c, n, key, 300, &s);
     if (rc)
         return rc;
     const char *colon = strrchr(s, ':');
@@ -111,9 +113,10 @@ static int parse_listen(sluice__cload *c, const sluice__ynode *n, sluice_config 
     }
     if (!ok)
         return sluice__cerr(c, n,
-                            "'listen' must be host:port (e.g. 127.0.0.1:8080 or [::1]:8080) "
-                            "with a port in 1..65535");
-    return set_str(&cfg->listen, s) ? sluice__cnomem(c) : 0;
+                            "'%s' must be host:port (e.g. 127.0.0.1:8080 or [::1]:8080) "
+                            "with a port in 1..65535",
+                            key);
+    return set_str(dst, s) ? sluice__cnomem(c) : 0;
 }
 
 static int parse_workers(sluice__cload *c, const sluice__ynode *n, sluice_config *cfg)
@@ -207,7 +210,9 @@ static int parse_setting(sluice__cload *c, const char *key, const sluice__ynode 
     const char *s;
 
     if (strcmp(key, "listen") == 0)
-        return parse_listen(c, v, cfg);
+        return parse_listen(c, v, key, &cfg->listen);
+    if (strcmp(key, "grpc_listen") == 0)
+        return parse_listen(c, v, key, &cfg->grpc_listen);
     if (strcmp(key, "workers") == 0)
         return parse_workers(c, v, cfg);
     if (strcmp(key, "store") == 0)

@@ -64,6 +64,7 @@ enum { SLUICE_HEADERS_LEGACY = 1, SLUICE_HEADERS_IETF = 2, SLUICE_HEADERS_BOTH =
 struct sluice_config {
     char *file;          /* name used in messages */
     char *listen;        /* "127.0.0.1:8080" */
+    char *grpc_listen;   /* Envoy RLS gRPC listener "host:port"; NULL = off */
     int workers;         /* 0 = auto */
     char *store;         /* "memory://" */
     int timeout_ms;      /* 20 */

@@ -106,6 +106,7 @@ static void test_full(void)
 {
     sluice_config *cfg = load_ok(CONFIGS "/good_full.yaml");
     ASSERT_STREQ(cfg->listen, "[::1]:9090");
+    ASSERT_STREQ(cfg->grpc_listen, "127.0.0.1:9091");
     ASSERT_EQ(cfg->workers, 4);
     ASSERT_STREQ(sluice_config_store_url(cfg), "redis://127.0.0.1:6390/2");
     ASSERT_EQ(cfg->timeout_ms, 50);
@@ -167,6 +168,7 @@ static void test_defaults(void)
 {
     sluice_config *cfg = load_ok(CONFIGS "/good_minimal.yaml");
     ASSERT_STREQ(cfg->listen, "127.0.0.1:8080");
+    ASSERT(cfg->grpc_listen == NULL); /* no gRPC listener unless asked */
     ASSERT_EQ(cfg->workers, 0);
     ASSERT_STREQ(sluice_config_store_url(cfg), "memory://");
     ASSERT_EQ(cfg->timeout_ms, 20);
