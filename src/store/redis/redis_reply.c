@@ -164,6 +164,44 @@ long sluice__redis_format_evalsha(const char *sha, const sluice__op *op, char *b
     return write_call("EVALSHA", 7, sha, 40, op, buf);
 }
 
+/* SLUICE.DECIDE now cost slack, then per limit: key alg L W B (the module's
+ * key range 4,-5,5); the same numbers as write_call() sends the script. */
+long sluice__redis_format_module(const sluice__op *op, char *buf, size_t size)
+{
+    if (op_valid(op) != 0)
+        return SLUICE_EINVAL;
+    if (size < EVALSHA_MAX(op->nlimits))
+        return SLUICE_ENOMEM;
+    int n = op->nlimits;
+    char *p = buf;
+    *p++ = '*';
+    p = put_u64(p, (uint64_t)(4 + 5 * n));
+    *p++ = '\r';
+    *p++ = '\n';
+    p = put_bulk(p, "SLUICE.DECIDE", 13);
+    p = put_num(p, op->now_ms == SLUICE_NOW ? -1 : op->now_ms);
+    p = put_num(p, op->cost);
+    p = put_num(p, op->now_ms == SLUICE_NOW ? 0 : SLUICE_REDIS_REPLAY_SLACK_MS);
+    for (int i = 0; i < n; i++) {
+        const sluice_limit *lim = &op->limits[i];
+        p = put_bulk_hdr(p, 8 + op->key_len + 3);
+        memcpy(p, "sluice:{", 8);
+        p += 8;
+        memcpy(p, op->key, op->key_len);
+        p += op->key_len;
+        *p++ = '}';
+        *p++ = ':';
+        *p++ = (char)('0' + i);
+        *p++ = '\r';
+        *p++ = '\n';
+        p = put_num(p, lim->algorithm);
+        p = put_num(p, lim->limit);
+        p = put_num(p, lim->window_ms);
+        p = put_num(p, lim->burst);
+    }
+    return (long)(p - buf);
+}
+
 long sluice__redis_format_sha(const char *sha, const sluice__op *op, bool eval, char **cmd)
 {
     *cmd = NULL;
