@@ -146,7 +146,7 @@ bool sluice__redis_is_moved_master(const redisReply *reply);
 int sluice__redis_error(sluice_error *err, int code, const char *what, const char *detail);
 
 /**
- * Writes the RESP command SLUICE.DECIDE now cost slack key1 alg L W B ...
+ * Writes the RESP command SLUICE.DECIDE "now cost slack" key1 "alg L W B" ...
  * deciding op (the module's form of the script's inputs) into buf[0..size),
  * without allocating.  Returns its length, SLUICE_EINVAL for an invalid op,
  * or SLUICE_ENOMEM when size is too small (never with SLUICE_REDIS_CMD_MAX).
