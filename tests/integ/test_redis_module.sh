@@ -333,6 +333,9 @@ snapshot() { # port
     printf '%s %s %s %s\n' "$k" "$t" "$v" "$(redis-cli -p "$p" PEXPIRETIME "$k")"
   done
 }
+# windows are aligned to multiples of W since the epoch: 366-day fixed and
+# sliding windows never end (and so never expire their keys) while the
+# snapshots are taken; a 1h window would at the top of every hour
 cat >"$RL_DIR/traffic.yaml" <<'Y'
 timeout_ms: 5000
 on_store_error: deny
@@ -341,8 +344,8 @@ rules:
     match: { path: /all }
     limits:
       - { algorithm: token_bucket, limit: 50, window: 1h, burst: 60 }
-      - { algorithm: fixed_window, limit: 40, window: 1h }
-      - { algorithm: sliding_window, limit: 45, window: 1h }
+      - { algorithm: fixed_window, limit: 40, window: 366d }
+      - { algorithm: sliding_window, limit: 45, window: 366d }
       - { algorithm: sliding_log, limit: 30, window: 1h }
       - { algorithm: leaky_bucket, limit: 55, window: 1h, burst: 35 }
   - name: tb
