@@ -48,7 +48,7 @@ typedef int (*rm_cmd_func)(RedisModuleCtx *ctx, RedisModuleString **argv, int ar
     X(CloseKey, void, (RedisModuleKey * key))                                                      \
     X(KeyType, int, (RedisModuleKey * key))                                                        \
     X(ValueLength, size_t, (RedisModuleKey * key))                                                 \
-    X(StringDMA, char *, (RedisModuleKey * key, size_t *len, int mode))                            \
+    X(StringDMA, char *, (RedisModuleKey * key, size_t * len, int mode))                           \
     X(StringTruncate, int, (RedisModuleKey * key, size_t newlen))                                  \
     X(DeleteKey, int, (RedisModuleKey * key))                                                      \
     X(SetAbsExpire, int, (RedisModuleKey * key, rm_mstime expire))                                 \

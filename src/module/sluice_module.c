@@ -42,7 +42,7 @@
 #define ENTRY_LEN 16 /* a sliding-log entry: 2 doubles, time and cost */
 /* TTL slack: the client sends 0, or 60000 for explicit (replay) times */
 #define SLACK_MAX SLUICE_WINDOW_MAX_MS
-#define ARG_FIRST_KEY 2 /* argv index of key1 */
+#define ARG_FIRST_KEY 2  /* argv index of key1 */
 #define ARGS_PER_LIMIT 2 /* a key and its "alg L W B" */
 
 /* ---- arguments ---------------------------------------------------------- */
@@ -408,8 +408,7 @@ static void reply_decision(RedisModuleCtx *ctx, const sluice_decision *d, int n)
 
 /* Opens and loads every key; NULL, or the error reply's text. */
 static const char *load_all(RedisModuleCtx *ctx, RedisModuleString **argv, int n,
-                            const sluice_limit *lims, int64_t now, slot *slots,
-                            sluice__cell *cells)
+                            const sluice_limit *lims, int64_t now, slot *slots, sluice__cell *cells)
 {
     for (int i = 0; i < n; i++) {
         slot *s = &slots[i];

@@ -98,8 +98,7 @@ static atomic_int last_engine = -1; /* engine of the latest note: 0 lua, 1 modul
 static atomic_uint_fast64_t notes[2];
 static void (*log_hook)(const char *addr, const char *engine, const char *why);
 
-void sluice__redis_engine_set_log(void (*fn)(const char *addr, const char *engine,
-                                             const char *why))
+void sluice__redis_engine_set_log(void (*fn)(const char *addr, const char *engine, const char *why))
 {
     pthread_mutex_lock(&seen_mu);
     log_hook = fn;

@@ -84,7 +84,7 @@ typedef int (*sluice__redis_errf)(sluice_error *err, int code, const char *what,
 #define SLUICE__ENGINE_LUA 1    /* always EVALSHA of sluice.lua */
 #define SLUICE__ENGINE_MODULE 2 /* always SLUICE.DECIDE; missing = store error */
 #define SLUICE__NOMODULE_MSG                                                                       \
-    "engine=module: the server has no SLUICE.DECIDE (load sluice_redis.so there, or use "         \
+    "engine=module: the server has no SLUICE.DECIDE (load sluice_redis.so there, or use "          \
     "engine=auto or engine=lua)"
 
 /* ---- redis.c --------------------------------------------------------- */
@@ -200,7 +200,6 @@ void sluice__sentinel_kick(sluice__sentinel *s);
 void sluice__sentinel_stop(sluice__sentinel *s);
 
 /* ---- redis_conn.c: blocking contexts (pool slots) --------------------- */
-
 
 /** ms as a timeval, at least 1 ms. */
 struct timeval sluice__redis_tv_ms(int64_t ms);
