@@ -134,6 +134,9 @@ fi
 # ==== end hook: Redis stores =================================================
 if want cluster && [ -x scripts/bench_cluster.sh ]; then step "Redis Cluster (redis+cluster://) vs one node"; scripts/bench_cluster.sh || fail=1; fi
 
+# Native Redis module (sluice_redis.so): Redis CPU per decision, module vs Lua vs INCR.
+if want module && [ -x scripts/bench_module.sh ]; then step "Redis engines: native module vs Lua"; scripts/bench_module.sh || fail=1; fi
+
 # Deny cache: Redis commands per decision with ?deny_cache=on vs off, 90% of the requests from 10 denied keys.
 if want deny_cache && [ -x scripts/bench_deny_cache.sh ]; then step "Redis deny cache (deny_cache=on vs off)"; scripts/bench_deny_cache.sh || fail=1; fi
 

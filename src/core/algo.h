@@ -106,6 +106,22 @@ int sluice__decide_cells(const sluice_limit *limits, int n, sluice__cell *cells,
  */
 void sluice__decision_combine(sluice_decision *d);
 
+/**
+ * For a sliding log stored outside the process (the Redis module): appends
+ * the entry (t, c) as the newest, without pruning, growing the ring.
+ * Returns 0 or SLUICE_ENOMEM (the cell then holds the entries before it).
+ */
+int sluice__sl_append(const sluice_limit *lim, sluice__cell *cell, int64_t t, int64_t c);
+
+/** Entries held by a sliding-log cell (some may have left the window). */
+uint32_t sluice__sl_len(const sluice__cell *cell);
+
+/** Total cost of the entries held by a sliding-log cell. */
+int64_t sluice__sl_sum(const sluice__cell *cell);
+
+/** Entry k (0 = oldest, k < sluice__sl_len()) of a sliding-log cell. */
+void sluice__sl_entry(const sluice__cell *cell, uint32_t k, int64_t *t, int64_t *c);
+
 /** Checks one limit against the bounds of sluice.h; 0 or SLUICE_ECONFIG with a reason. */
 int sluice__limit_check(const sluice_limit *lim, const char **why);
 

@@ -207,3 +207,55 @@ void sluice__sl_release(sluice__cell *cell)
     sluice__free(cell->sl.log);
     memset(cell, 0, sizeof(*cell));
 }
+
+/*
+ * Loading and reading a log kept outside the process (the Redis module keeps
+ * it as a list, the layout of sluice.lua): entries are appended as they
+ * are, oldest first, without pruning, so that eval() and commit() then see
+ * exactly what the Lua engine sees.
+ */
+int sluice__sl_append(const sluice_limit *lim, sluice__cell *cell, int64_t t, int64_t c)
+{
+    sluice__log *log = cell->sl.log;
+    if (!log || log->len == log->cap) {
+        /* grow to hold every stored entry: the stored list may exceed L
+         * when the limit was lowered, so L is no cap here */
+        uint32_t have = log ? log->len : 0;
+        uint32_t cap = log ? 2 * log->cap : 4;
+        (void)lim;
+        sluice__log *n = sluice__malloc(sizeof(*n) + (size_t)cap * sizeof(n->e[0]));
+        if (!n)
+            return SLUICE_ENOMEM;
+        n->cap = cap;
+        n->head = 0;
+        n->len = have;
+        n->sum = log ? log->sum : 0;
+        for (uint32_t k = 0; k < have; k++)
+            n->e[k] = *sl_at(log, k);
+        sluice__free(log);
+        cell->sl.log = log = n;
+    }
+    sl_entry *slot = &log->e[(log->head + log->len) % log->cap];
+    slot->t_ms = t;
+    slot->cost = c;
+    log->len++;
+    log->sum += c;
+    return 0;
+}
+
+uint32_t sluice__sl_len(const sluice__cell *cell)
+{
+    return cell->sl.log ? cell->sl.log->len : 0;
+}
+
+int64_t sluice__sl_sum(const sluice__cell *cell)
+{
+    return cell->sl.log ? cell->sl.log->sum : 0;
+}
+
+void sluice__sl_entry(const sluice__cell *cell, uint32_t k, int64_t *t, int64_t *c)
+{
+    const sl_entry *e = sl_at(cell->sl.log, k);
+    *t = e->t_ms;
+    *c = e->cost;
+}

@@ -24,6 +24,7 @@
 
 #include "daemon.h"
 #include "policy/policy.h"
+#include "store/redis/redis_engine.h"
 
 static const char *config_path;
 
@@ -58,6 +59,16 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     }
     sluiced_log(SLUICED_LOG_INFO, "shutdown", "signal=%s", sig == SIGTERM ? "TERM" : "INT");
     event_base_loopbreak(base);
+}
+
+/* The Redis engine a node decides with (Lua or the module), whenever it
+ * changes: at the first connection, after a failover, or when the module
+ * is unloaded.  addr is host:port only, never a credential. */
+static void log_engine(const char *addr, const char *engine, const char *why)
+{
+    char q[300];
+    sluiced_log(SLUICED_LOG_INFO, "store_engine", "node=%s engine=%s reason=%s",
+                sluiced_log_quote(q, sizeof(q), addr), engine, why);
 }
 
 int main(int argc, char **argv)
@@ -170,6 +181,7 @@ int main(int argc, char **argv)
         workers = n < 1 ? 1 : n > SLUICED_MAX_WORKERS ? SLUICED_MAX_WORKERS : (int)n;
     }
 
+    sluice__redis_engine_set_log(log_engine);
     sluice_store_options so = {0};
     so.timeout_ms = cfg->timeout_ms;
     so.on_store_error = cfg->on_store_error;

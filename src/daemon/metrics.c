@@ -18,6 +18,7 @@
 #include "grpc.h"
 #include "rls/rls_metrics.h"
 #include "store/redis/deny_cache.h"
+#include "store/redis/redis_engine.h"
 
 /* Upper bounds of the latency histogram, in microseconds. */
 static const int64_t lat_bounds_us[] = {50,   100,   250,   500,   1000,   2500,
@@ -197,6 +198,22 @@ char *sluiced_metrics_render(size_t keys, size_t *len)
         "# TYPE sluice_deny_cache_entries gauge\n"
         "sluice_deny_cache_entries %llu\n",
         (unsigned long long)dc_hits, (unsigned long long)dc_entries);
+    int eng;
+    uint64_t eng_lua, eng_mod;
+    sluice__redis_engine_totals(&eng, &eng_lua, &eng_mod);
+    if (eng >= 0)
+        put(&o,
+            "# HELP sluice_store_engine The Redis engine of the latest connection set up "
+            "(engine=auto detects per connection).\n"
+            "# TYPE sluice_store_engine gauge\n"
+            "sluice_store_engine{engine=\"lua\"} %d\n"
+            "sluice_store_engine{engine=\"module\"} %d\n"
+            "# HELP sluice_store_engine_connections_total Redis connections set up, by the "
+            "engine they decide with.\n"
+            "# TYPE sluice_store_engine_connections_total counter\n"
+            "sluice_store_engine_connections_total{engine=\"lua\"} %llu\n"
+            "sluice_store_engine_connections_total{engine=\"module\"} %llu\n",
+            eng == 0, eng == 1, (unsigned long long)eng_lua, (unsigned long long)eng_mod);
     put(&o, "# HELP sluice_http_responses_total HTTP responses by status code.\n"
             "# TYPE sluice_http_responses_total counter\n");
     for (int i = 0; i <= NCODES; i++) {

@@ -10,6 +10,7 @@
 #   ccli PORT ARGS...            redis-cli -p PORT ARGS...
 #   cluster_wait_ok [SECONDS]    until every node reports cluster_state:ok
 #   cluster_masters              ports of the current masters (from CLUSTER NODES)
+# CL_SERVER_ARGS: extra redis-server arguments for every node (e.g. --loadmodule ...)
 
 # On tmpfs when there is one: every slot change makes each node fsync its
 # nodes.conf, which on a busy disk stalls the server for 100 ms and more.
@@ -62,7 +63,7 @@ cluster_node_start() {
   redis-server --port "$port" --bind 127.0.0.1 \
      --cluster-enabled yes --cluster-config-file "$CL_DIR/$port/nodes.conf" \
      --cluster-node-timeout "${CL_NODE_TIMEOUT:-2000}" --cluster-require-full-coverage "${CL_FULL_COVERAGE:-no}" --save '' --appendonly no \
-     --daemonize no --logfile "$CL_DIR/$port/log" --dir "$CL_DIR/$port" \
+     --daemonize no --logfile "$CL_DIR/$port/log" --dir "$CL_DIR/$port" ${CL_SERVER_ARGS:-} \
      </dev/null >/dev/null 2>&1 &
   CL_PIDS+=($!)
   CL_PORTS+=("$port")

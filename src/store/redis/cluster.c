@@ -96,7 +96,25 @@ static int slot_connect(sluice__cluster *cs, int i, sluice__redis_slot *s, int64
     if (nreplies < 0)
         return cerr(err, SLUICE_ENOMEM, "out of memory", NULL);
     sluice__redis_append_load(s->c);
-    return sluice__redis_slot_setup(s, deadline_us, nreplies + 1, NULL, cerr, err);
+    /* engine=auto asks each node, on each new connection (so again after a
+     * failover); the script is loaded anyway, for the fallback */
+    s->module = cs->engine == SLUICE__ENGINE_MODULE;
+    if (cs->engine == SLUICE__ENGINE_AUTO)
+        sluice__redis_append_detect(s->c);
+    rc = sluice__redis_slot_setup(s, deadline_us, nreplies + 1, NULL, cerr, err);
+    if (rc)
+        return rc;
+    if (cs->engine != SLUICE__ENGINE_AUTO) {
+        sluice__redis_engine_note(host, port, s->module, "configured");
+        return 0;
+    }
+    redisReply *rep = sluice__redis_slot_reply(s, deadline_us, cerr, err);
+    if (!rep)
+        return err && err->code ? err->code : SLUICE_ESTORE;
+    s->module = sluice__redis_detect_reply(rep);
+    freeReplyObject(rep);
+    sluice__redis_engine_note(host, port, s->module, "detected");
+    return 0;
 }
 
 /* What one attempt on one node came to. */
@@ -187,7 +205,8 @@ static int node_attempt(sluice__cluster *cs, int i, const sluice__op *op, bool a
         }
     }
     char cmd[SLUICE_REDIS_CMD_MAX];
-    long len = sluice__redis_format_evalsha(cs->sha, op, cmd, sizeof(cmd));
+    bool module = s->module;
+    long len = sluice__redis_format_cmd(module, cs->sha, op, cmd, sizeof(cmd));
     if (len < 0) {
         rc = cerr(err, (int)len, "cannot build the command", NULL);
         goto out_unlock;
@@ -197,6 +216,19 @@ static int node_attempt(sluice__cluster *cs, int i, const sluice__op *op, bool a
     long long acked;
     int wait_n = sluice__cluster_wait_n(cs, i);
     rc = send_and_read(s, cmd, len, false, asking, wait_n, deadline_us, &rep, &dirty, &acked, err);
+    if (rc == 0 && !dirty && module && sluice__redis_is_nomodule(rep) &&
+        cs->engine == SLUICE__ENGINE_AUTO) {
+        /* the module left this node (MODULE UNLOAD): Lua from now on here */
+        freeReplyObject(rep);
+        s->module = false;
+        char h[SLUICE_REDIS_HOST_MAX];
+        int p;
+        sluice__cluster_node_addr(cs, i, h, sizeof(h), &p);
+        sluice__redis_engine_note(h, p, false, "module_gone");
+        len = sluice__redis_format_evalsha(cs->sha, op, cmd, sizeof(cmd));
+        rc = send_and_read(s, cmd, len, false, asking, wait_n, deadline_us, &rep, &dirty, &acked,
+                           err);
+    }
     if (rc == 0 && !dirty && sluice__redis_is_noscript(rep)) {
         /* SCRIPT FLUSH, restart or failover: load and retry in one round trip */
         freeReplyObject(rep);
@@ -215,7 +247,9 @@ static int node_attempt(sluice__cluster *cs, int i, const sluice__op *op, bool a
         err->code = 0;
     }
     a->kind = sluice__cluster_classify(rep, &a->slot, a->host, sizeof(a->host), &a->port);
-    if (a->kind == SLUICE_CREPLY_DONE) {
+    if (a->kind == SLUICE_CREPLY_DONE && sluice__redis_is_nomodule(rep)) {
+        rc = cerr(err, SLUICE_ESTORE, SLUICE__NOMODULE_MSG, NULL); /* engine=module */
+    } else if (a->kind == SLUICE_CREPLY_DONE) {
         rc = sluice__redis_parse(rep, op, out, err);
         /* ?wait=N: a write that N replicas do not have may be lost in a
          * failover; report it as a store failure (on_store_error decides, and
@@ -382,7 +416,9 @@ static int cluster_open(void **impl, const sluice__url *url, const sluice_store_
     cs->timeout_ms = opts && opts->timeout_ms > 0 ? opts->timeout_ms : 20;
     cs->wait_replicas = wait;
     sluice__sha1_hex(sluice__redis_lua, sluice__redis_lua_len, cs->sha);
-    int rc = sluice__redis_open_deny_cache(url, &cs->dc, cerr, err);
+    int rc = sluice__redis_open_engine(url, &cs->engine, cerr, err);
+    if (rc == 0)
+        rc = sluice__redis_open_deny_cache(url, &cs->dc, cerr, err);
     if (rc) {
         cluster_close(cs);
         return rc;

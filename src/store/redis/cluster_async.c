@@ -52,6 +52,7 @@ typedef struct cnconn {
     int64_t retry_at_us; /* monotonic: no reconnect before this */
     uint64_t replies;    /* replies received on this connection */
     int inflight;        /* hiredis callbacks pending */
+    bool module;         /* decide with SLUICE.DECIDE (engine=module, or auto and detected) */
     /* ?wait=N: requests sent since the last WAIT, each holding a hold */
     struct creq **pend;
     int npend, cappend;
@@ -192,6 +193,23 @@ static void on_aux(redisAsyncContext *ac, void *reply, void *privdata)
         conn_drop(n);
 }
 
+/* Reply to COMMAND INFO sluice.decide (engine=auto) on a new connection. */
+static void on_detect(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    (void)privdata;
+    cnconn *n = ac->data;
+    if (!n || !reply)
+        return;
+    n->replies++;
+    if (n->link.ac != ac)
+        return;
+    n->module = sluice__redis_detect_reply(reply);
+    char host[SLUICE_REDIS_HOST_MAX];
+    int port;
+    sluice__cluster_node_addr(n->l->cs, n->index, host, sizeof(host), &port);
+    sluice__redis_engine_note(host, port, n->module, "detected");
+}
+
 static int conn_connect(cnconn *n)
 {
     sluice__cluster *cs = n->l->cs;
@@ -209,6 +227,12 @@ static int conn_connect(cnconn *n)
     redisAsyncContext *ac = n->link.ac;
     sluice__redis_async_auth(ac, on_aux, n, cs->user, cs->password);
     sluice__redis_async_load(ac, on_aux, NULL);
+    /* engine=auto: Lua until this node says it has the module */
+    n->module = cs->engine == SLUICE__ENGINE_MODULE;
+    if (cs->engine == SLUICE__ENGINE_AUTO)
+        sluice__redis_async_detect(ac, on_detect, NULL);
+    else
+        sluice__redis_engine_note(host, port, n->module, "configured");
     return 0;
 }
 
@@ -277,7 +301,7 @@ static int req_send(cnconn *n, creq *q, bool load)
 {
     sluice__cluster *cs = n->l->cs;
     char cmd[SLUICE_REDIS_CMD_MAX];
-    long len = sluice__redis_format_evalsha(cs->sha, &q->oc.op, cmd, sizeof(cmd));
+    long len = sluice__redis_format_cmd(n->module, cs->sha, &q->oc.op, cmd, sizeof(cmd));
     if (len < 0)
         return (int)len;
     redisAsyncContext *ac = n->link.ac;
@@ -378,6 +402,21 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *privdata)
     }
     int slot = 0, port = 0;
     char host[SLUICE_REDIS_HOST_MAX];
+    if (sluice__redis_is_nomodule(rep)) {
+        /* the module is not (or no longer) on this node: auto goes on with
+         * Lua on this connection; engine=module is a store error */
+        if (q->l->cs->engine == SLUICE__ENGINE_AUTO && q->loads++ < 2 && n->link.ac == ac) {
+            if (n->module) {
+                n->module = false;
+                sluice__cluster_node_addr(q->l->cs, n->index, host, sizeof(host), &port);
+                sluice__redis_engine_note(host, port, false, "module_gone");
+            }
+            if (req_send(n, q, false) == 0)
+                return;
+        }
+        req_finish(q, SLUICE_ESTORE, NULL);
+        return;
+    }
     sluice__cluster_reply kind = sluice__cluster_classify(rep, &slot, host, sizeof(host), &port);
     switch (kind) {
     case SLUICE_CREPLY_DONE: {

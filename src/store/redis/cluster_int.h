@@ -47,6 +47,7 @@ typedef struct sluice__cluster {
     int timeout_ms;
     int wait_replicas; /* ?wait=N: WAIT N after every decision; 0 = off */
     char sha[41];      /* SHA1 of sluice.lua */
+    int engine;        /* ?engine=: SLUICE__ENGINE_* (redis_engine.c), per node connection */
     /* ?deny_cache=on (default); NULL when off */
     sluice__deny_cache *dc;
 

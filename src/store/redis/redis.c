@@ -93,6 +93,7 @@ static int slot_connect(sluice__redis *r, sluice__redis_slot *s, int64_t deadlin
         redisAppendCommand(c, "SELECT %d", r->db);
         nreplies++;
     }
+    /* the script is loaded whatever the engine: auto falls back to it */
     sluice__redis_append_load(c);
     nreplies++;
     if (r->sentinel) {
@@ -100,6 +101,32 @@ static int slot_connect(sluice__redis *r, sluice__redis_slot *s, int64_t deadlin
         nreplies++;
     }
     s->setup_pending = nreplies;
+    /* engine: auto asks this node (every new connection asks again, so a
+     * failover to a node without the module goes back to Lua); until the
+     * answer is read the first command goes out as Lua */
+    s->module = r->engine == SLUICE__ENGINE_MODULE;
+    s->detect_pending = r->engine == SLUICE__ENGINE_AUTO;
+    if (s->detect_pending)
+        sluice__redis_append_detect(c);
+    else
+        sluice__redis_engine_note(host, port, s->module, "configured");
+    return 0;
+}
+
+/* Reads the answer to COMMAND INFO sluice.decide queued by slot_connect(). */
+static int detect_read(sluice__redis *r, sluice__redis_slot *s, int64_t deadline_us,
+                       sluice_error *err)
+{
+    s->detect_pending = false;
+    redisReply *rep = sluice__redis_slot_reply(s, deadline_us, EF, err);
+    if (!rep)
+        return err && err->code ? err->code : SLUICE_ESTORE;
+    s->module = sluice__redis_detect_reply(rep);
+    freeReplyObject(rep);
+    char host[SLUICE_REDIS_HOST_MAX];
+    int port;
+    sluice__redis_addr(r, host, sizeof(host), &port);
+    sluice__redis_engine_note(host, port, s->module, "detected");
     return 0;
 }
 
@@ -112,8 +139,15 @@ static int setup_read(sluice__redis *r, sluice__redis_slot *s, int64_t deadline_
     s->setup_pending = 0;
     redisReply *role = NULL;
     int rc = sluice__redis_slot_setup(s, deadline_us, nreplies, r->sentinel ? &role : NULL, EF, err);
-    if (rc || !role)
+    if (rc == 0 && s->detect_pending)
+        rc = detect_read(r, s, deadline_us, err);
+    if (rc) {
+        if (role)
+            freeReplyObject(role);
         return rc;
+    }
+    if (!role)
+        return 0;
     bool master = role->type == REDIS_REPLY_ARRAY && role->elements >= 1 &&
                   role->element[0]->type == REDIS_REPLY_STRING &&
                   strcmp(role->element[0]->str, "master") == 0;
@@ -125,23 +159,54 @@ static int setup_read(sluice__redis *r, sluice__redis_slot *s, int64_t deadline_
     return SLUICE_ESTORE;
 }
 
-/* Runs op on a connected slot: EVALSHA, and on NOSCRIPT one SCRIPT LOAD + EVALSHA. */
+/* Sends a formatted command on s and reads its reply (after any setup
+ * replies still owed); NULL with err set on failure. */
+static redisReply *slot_call(sluice__redis *r, sluice__redis_slot *s, const char *cmd, long len,
+                             int64_t deadline_us, sluice_error *err)
+{
+    if (sluice__redis_slot_timeout(s, deadline_us, EF, err) != 0)
+        return NULL;
+    redisAppendFormattedCommand(s->c, cmd, (size_t)len);
+    if (setup_read(r, s, deadline_us, err) != 0)
+        return NULL;
+    return sluice__redis_slot_reply(s, deadline_us, EF, err);
+}
+
+/*
+ * Runs op on a connected slot: SLUICE.DECIDE or EVALSHA (s->module), on
+ * NOSCRIPT one SCRIPT LOAD + EVALSHA, and with engine=auto a module gone
+ * from the server ("unknown command") once more as Lua.
+ */
 static int slot_decide(sluice__redis *r, sluice__redis_slot *s, const sluice__op *op,
                        int64_t deadline_us, sluice_decision *out, sluice_error *err)
 {
     char cmd[SLUICE_REDIS_CMD_MAX];
-    long len = sluice__redis_format_evalsha(r->sha, op, cmd, sizeof(cmd));
+    bool module = s->module;
+    long len = sluice__redis_format_cmd(module, r->sha, op, cmd, sizeof(cmd));
     if (len < 0)
         return sluice__redis_error(err, (int)len, "cannot build the command", NULL);
-    int rc = sluice__redis_slot_timeout(s, deadline_us, EF, err);
-    if (rc)
-        return rc;
-    redisAppendFormattedCommand(s->c, cmd, (size_t)len);
-    rc = setup_read(r, s, deadline_us, err);
-    if (rc)
-        return rc;
-    redisReply *rep = sluice__redis_slot_reply(s, deadline_us, EF, err);
-    if (rep && sluice__redis_is_noscript(rep)) {
+    redisReply *rep = slot_call(r, s, cmd, len, deadline_us, err);
+    if (!rep)
+        return err && err->code ? err->code : SLUICE_ESTORE;
+    if (module && sluice__redis_is_nomodule(rep)) {
+        freeReplyObject(rep);
+        if (r->engine != SLUICE__ENGINE_AUTO) {
+            /* 1: an answer, not a broken connection; on_store_error decides */
+            sluice__redis_error(err, SLUICE_ESTORE, SLUICE__NOMODULE_MSG, NULL);
+            return 1;
+        }
+        s->module = false;
+        char host[SLUICE_REDIS_HOST_MAX];
+        int port;
+        sluice__redis_addr(r, host, sizeof(host), &port);
+        sluice__redis_engine_note(host, port, false, "module_gone");
+        len = sluice__redis_format_evalsha(r->sha, op, cmd, sizeof(cmd));
+        rep = slot_call(r, s, cmd, len, deadline_us, err);
+        if (!rep)
+            return err && err->code ? err->code : SLUICE_ESTORE;
+    }
+    int rc;
+    if (sluice__redis_is_noscript(rep)) {
         /* SCRIPT FLUSH, a restart or a failover: load and retry, one round trip */
         freeReplyObject(rep);
         rep = NULL;
@@ -296,7 +361,9 @@ static int redis_open(void **impl, const sluice__url *url, const sluice_store_op
         r->timeout_ms = (int)v;
     }
     sluice__sha1_hex(sluice__redis_lua, sluice__redis_lua_len, r->sha);
-    int rc = sluice__redis_open_deny_cache(url, &r->dc, EF, err);
+    int rc = sluice__redis_open_engine(url, &r->engine, EF, err);
+    if (rc == 0)
+        rc = sluice__redis_open_deny_cache(url, &r->dc, EF, err);
     if (rc) {
         redis_close(r);
         return rc;

@@ -46,7 +46,7 @@ typedef struct areq {
     void *arg;
     bool finished; /* cb has run */
     bool inflight; /* hiredis holds a callback for it */
-    bool retried;  /* NOSCRIPT retry done */
+    bool retried;  /* NOSCRIPT retry done, or re-sent as Lua (module gone) */
     uint64_t replies_at_send;
     int64_t sent_ns;                          /* deny cache: before the first send */
     sluice__redis_opcopy oc;                  /* for the NOSCRIPT retry */
@@ -64,6 +64,7 @@ struct aconn {
     const struct timeval *deadline_tv;
     int backoff_ms;
     bool loading;     /* a SCRIPT LOAD after NOSCRIPT is in flight */
+    bool module;      /* decide with SLUICE.DECIDE (engine=module, or auto and detected) */
     uint64_t replies; /* replies received on this connection */
     int inflight;     /* requests hiredis holds */
     areq *reqs;       /* unfinished requests */
@@ -172,6 +173,24 @@ static void on_load_reply(redisAsyncContext *ac, void *reply, void *privdata)
         c->loading = false;
 }
 
+/* Reply to COMMAND INFO sluice.decide (engine=auto): this connection uses
+ * the module from now on if the node has it. */
+static void on_detect_reply(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    (void)privdata;
+    aconn *c = ac->data;
+    if (!c || !reply)
+        return;
+    c->replies++;
+    if (c->link.ac != ac)
+        return;
+    c->module = sluice__redis_detect_reply(reply);
+    char host[SLUICE_REDIS_HOST_MAX];
+    int port;
+    sluice__redis_addr(c->r, host, sizeof(host), &port);
+    sluice__redis_engine_note(host, port, c->module, "detected");
+}
+
 static void conn_connect(aconn *c)
 {
     if (c->link.ac || c->closing)
@@ -194,6 +213,12 @@ static void conn_connect(aconn *c)
         redisAsyncCommand(ac, on_setup_reply, c, "ROLE");
     c->loading = true;
     sluice__redis_async_load(ac, on_load_reply, NULL);
+    /* engine=auto: Lua until this node says it has the module */
+    c->module = r->engine == SLUICE__ENGINE_MODULE;
+    if (r->engine == SLUICE__ENGINE_AUTO)
+        sluice__redis_async_detect(ac, on_detect_reply, NULL);
+    else
+        sluice__redis_engine_note(host, port, c->module, "configured");
 }
 
 /* ---- decisions -------------------------------------------------------- */
@@ -203,7 +228,7 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *privdata);
 static int req_send(aconn *c, areq *q, bool load_first)
 {
     char cmd[SLUICE_REDIS_CMD_MAX];
-    long len = sluice__redis_format_evalsha(c->r->sha, &q->oc.op, cmd, sizeof(cmd));
+    long len = sluice__redis_format_cmd(c->module, c->r->sha, &q->oc.op, cmd, sizeof(cmd));
     if (len < 0)
         return (int)len;
     if (load_first) {
@@ -235,6 +260,24 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *privdata)
     sluice_error err; /* written only on failure; only its code is read */
     err.code = 0;
     if (!rep) {
+        req_finish(q, SLUICE_ESTORE, NULL);
+        return;
+    }
+    if (sluice__redis_is_nomodule(rep)) {
+        /* the module is not (or no longer) on this node: auto goes on with
+         * Lua on this connection; engine=module is a store error */
+        if (c->r->engine == SLUICE__ENGINE_AUTO && !q->retried && c->link.ac == ac) {
+            q->retried = true;
+            if (c->module) {
+                c->module = false;
+                char host[SLUICE_REDIS_HOST_MAX];
+                int port;
+                sluice__redis_addr(c->r, host, sizeof(host), &port);
+                sluice__redis_engine_note(host, port, false, "module_gone");
+            }
+            if (req_send(c, q, false) == 0)
+                return;
+        }
         req_finish(q, SLUICE_ESTORE, NULL);
         return;
     }

@@ -20,6 +20,7 @@
 #include <hiredis/hiredis.h>
 
 #include "store/redis/deny_cache.h"
+#include "store/redis/redis_engine.h"
 #include "store/store.h"
 
 #define SLUICE_REDIS_POOL 8 /* blocking contexts per store */
@@ -45,6 +46,8 @@ typedef struct sluice__redis_slot {
     int backoff_ms;      /* next backoff; 0 after a success */
     int io_timeout_ms;   /* what SO_RCVTIMEO/SO_SNDTIMEO are set to */
     int setup_pending;   /* replies to the connection setup not read yet (redis.c) */
+    bool detect_pending; /* COMMAND INFO sluice.decide queued after the setup (redis.c) */
+    bool module;         /* decide with SLUICE.DECIDE (else EVALSHA); redis_engine.c */
 } sluice__redis_slot;
 
 /* The store: immutable after open except the address and the pool. */
@@ -54,6 +57,7 @@ typedef struct sluice__redis {
     int db;
     int timeout_ms;
     char sha[41]; /* SHA1 of the script, lowercase hex */
+    int engine;   /* ?engine=: SLUICE__ENGINE_* */
     /* ?deny_cache=on (default); NULL when off */
     sluice__deny_cache *dc;
 
@@ -66,6 +70,22 @@ typedef struct sluice__redis {
     atomic_uint next_slot;
     sluice__redis_slot slots[SLUICE_REDIS_POOL];
 } sluice__redis;
+
+/**
+ * How a store words its errors: sets err (may be NULL) to code and
+ * "<scheme>: <what>[: <detail>]", returns code.  sluice__redis_error for
+ * redis://, the Cluster store's own for redis+cluster://.
+ */
+typedef int (*sluice__redis_errf)(sluice_error *err, int code, const char *what,
+                                  const char *detail);
+
+/* ?engine= of every Redis URL (redis_engine.c). */
+#define SLUICE__ENGINE_AUTO 0   /* the module where the node has it, else Lua */
+#define SLUICE__ENGINE_LUA 1    /* always EVALSHA of sluice.lua */
+#define SLUICE__ENGINE_MODULE 2 /* always SLUICE.DECIDE; missing = store error */
+#define SLUICE__NOMODULE_MSG                                                                       \
+    "engine=module: the server has no SLUICE.DECIDE (load sluice_redis.so there, or use "          \
+    "engine=auto or engine=lua)"
 
 /* ---- redis.c --------------------------------------------------------- */
 
@@ -125,6 +145,37 @@ bool sluice__redis_is_moved_master(const redisReply *reply);
 /** Formats err as SLUICE_ESTORE "redis: <what>: <detail>" (detail may be NULL). */
 int sluice__redis_error(sluice_error *err, int code, const char *what, const char *detail);
 
+/**
+ * Writes the RESP command SLUICE.DECIDE "now cost slack" key1 "alg L W B" ...
+ * deciding op (the module's form of the script's inputs) into buf[0..size),
+ * without allocating.  Returns its length, SLUICE_EINVAL for an invalid op,
+ * or SLUICE_ENOMEM when size is too small (never with SLUICE_REDIS_CMD_MAX).
+ */
+long sluice__redis_format_module(const sluice__op *op, char *buf, size_t size);
+
+/* ---- redis_engine.c -------------------------------------------------- */
+
+/** Reads ?engine=auto|lua|module (default auto) into *engine; 0 or SLUICE_EURL. */
+int sluice__redis_open_engine(const sluice__url *url, int *engine, sluice__redis_errf ef,
+                              sluice_error *err);
+
+/** Queues COMMAND INFO sluice.decide on c (one reply, never an error that matters). */
+void sluice__redis_append_detect(redisContext *c);
+
+/** Queues COMMAND INFO sluice.decide on ac; fn gets the reply. */
+void sluice__redis_async_detect(redisAsyncContext *ac,
+                                void (*fn)(redisAsyncContext *, void *, void *), void *privdata);
+
+/** True when a reply to COMMAND INFO sluice.decide says the module is loaded. */
+bool sluice__redis_detect_reply(const redisReply *reply);
+
+/** True for the "ERR unknown command 'sluice.decide'" reply of a server without the module. */
+bool sluice__redis_is_nomodule(const redisReply *reply);
+
+/** SLUICE.DECIDE when module, else EVALSHA sha; as the two formatters. */
+long sluice__redis_format_cmd(bool module, const char *sha, const sluice__op *op, char *buf,
+                              size_t size);
+
 /* ---- redis_sha1.c ---------------------------------------------------- */
 
 /** Writes the lowercase hex SHA1 of data[0..len) and a NUL into hex[41]. */
@@ -149,14 +200,6 @@ void sluice__sentinel_kick(sluice__sentinel *s);
 void sluice__sentinel_stop(sluice__sentinel *s);
 
 /* ---- redis_conn.c: blocking contexts (pool slots) --------------------- */
-
-/**
- * How a store words its errors: sets err (may be NULL) to code and
- * "<scheme>: <what>[: <detail>]", returns code.  sluice__redis_error for
- * redis://, the Cluster store's own for redis+cluster://.
- */
-typedef int (*sluice__redis_errf)(sluice_error *err, int code, const char *what,
-                                  const char *detail);
 
 /** ms as a timeval, at least 1 ms. */
 struct timeval sluice__redis_tv_ms(int64_t ms);

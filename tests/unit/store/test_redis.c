@@ -110,6 +110,36 @@ static void test_format_and_parse(void)
     op.cost = -1;
     ASSERT_EQ(sluice__redis_format(&r, &op, false, &cmd), SLUICE_EINVAL);
 
+    /* the module's form: the same numbers, one argument per group, the
+     * same bytes as redisFormatCommand of those arguments */
+    op.cost = 3;
+    op.now_ms = 1700000000123LL;
+    char mbuf[SLUICE_REDIS_CMD_MAX];
+    long mlen = sluice__redis_format_module(&op, mbuf, sizeof(mbuf));
+    char *want;
+    long wlen = redisFormatCommand(&want, "SLUICE.DECIDE %s %s %s %s %s", "1700000000123 3 60000",
+                                   "sluice:{rule:ip:1.2.3.4}:0", "3 10 1000 20",
+                                   "sluice:{rule:ip:1.2.3.4}:1", "0 5 60000 0");
+    ASSERT_EQ(mlen, wlen);
+    ASSERT(memcmp(mbuf, want, (size_t)wlen) == 0);
+    redisFreeCommand(want);
+    op.now_ms = SLUICE_NOW;
+    mlen = sluice__redis_format_module(&op, mbuf, sizeof(mbuf));
+    ASSERT(mlen > 0);
+    ASSERT(memmem(mbuf, (size_t)mlen, "$6\r\n-1 3 0\r\n", 11) != NULL);
+    ASSERT_EQ(sluice__redis_format_module(&op, mbuf, 16), SLUICE_ENOMEM);
+    /* which replies mean what for the engines */
+    redisReply er = {0};
+    er.type = REDIS_REPLY_ERROR;
+    er.str = (char *)"ERR unknown command 'SLUICE.DECIDE', with args beginning with: '-1 1 0' ";
+    er.len = strlen(er.str);
+    ASSERT(sluice__redis_is_nomodule(&er));
+    er.str = (char *)"ERR unknown command 'FOO'";
+    er.len = strlen(er.str);
+    ASSERT(!sluice__redis_is_nomodule(&er));
+    ASSERT(!sluice__redis_detect_reply(&er));
+    op.now_ms = 1700000000123LL;
+
     /* a reply: now, then 6 integers per limit */
     redisReply el[13], *pel[13];
     int64_t vals[13] = {42, 1, 20, 17, 300, 0, 0, 0, 5, 0, 59958, 59958, 0};
