@@ -40,5 +40,6 @@ function(sluice_fuzz name)
 endfunction()
 
 sluice_fuzz(url ${CMAKE_SOURCE_DIR}/src/daemon/log.c)
+sluice_fuzz(redis_reply)
 
 add_custom_target(fuzz_targets DEPENDS ${SLUICE_FUZZ_TARGETS})

@@ -223,8 +223,7 @@ static void close_unused(sluice__cluster *cs, const uint8_t *used)
     }
 }
 
-/* Installs the slot map of a CLUSTER SLOTS reply.  0, or -1 if malformed. */
-static int apply_slots(sluice__cluster *cs, const redisReply *rep, const char *asked)
+int sluice__cluster_apply_slots(sluice__cluster *cs, const redisReply *rep, const char *asked)
 {
     if (rep->type != REDIS_REPLY_ARRAY || rep->elements == 0)
         return -1;
@@ -326,7 +325,7 @@ int sluice__cluster_refresh_once(sluice__cluster *cs)
         if (!cs->rc && !(cs->rc = refresh_connect(cs, host, port)))
             continue;
         redisReply *r = redisCommand(cs->rc, "CLUSTER SLOTS");
-        int rc = r ? apply_slots(cs, r, host) : -1;
+        int rc = r ? sluice__cluster_apply_slots(cs, r, host) : -1;
         if (r)
             freeReplyObject(r);
         if (rc == 0)

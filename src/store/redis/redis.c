@@ -114,9 +114,7 @@ static int setup_read(sluice__redis *r, sluice__redis_slot *s, int64_t deadline_
     int rc = sluice__redis_slot_setup(s, deadline_us, nreplies, r->sentinel ? &role : NULL, EF, err);
     if (rc || !role)
         return rc;
-    bool master = role->type == REDIS_REPLY_ARRAY && role->elements >= 1 &&
-                  role->element[0]->type == REDIS_REPLY_STRING &&
-                  strcmp(role->element[0]->str, "master") == 0;
+    bool master = sluice__redis_role_is_master(role);
     freeReplyObject(role);
     if (master)
         return 0;

@@ -203,6 +203,13 @@ bool sluice__redis_is_moved_master(const redisReply *reply)
     return false;
 }
 
+bool sluice__redis_role_is_master(const redisReply *rep)
+{
+    return rep && rep->type == REDIS_REPLY_ARRAY && rep->elements >= 1 &&
+           rep->element[0]->type == REDIS_REPLY_STRING && rep->element[0]->len == 6 &&
+           memcmp(rep->element[0]->str, "master", 6) == 0;
+}
+
 int sluice__redis_parse(const redisReply *reply, const sluice__op *op, sluice_decision *out,
                         sluice_error *err)
 {
