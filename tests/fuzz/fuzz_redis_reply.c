@@ -140,7 +140,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     redisReader *r = redisReaderCreate();
     if (!r)
         return 0;
-    run(r, bytes, size, split);
+    if (sluice__redis_reader_bound(r) == 0)
+        run(r, bytes, size, split);
     redisReaderFree(r);
 
     /* the async links: pooled reply objects */

@@ -293,7 +293,8 @@ static redisContext *refresh_connect(sluice__cluster *cs, const char *host, int 
 {
     int64_t ms = refresh_timeout_ms(cs);
     redisContext *c = redisConnectWithTimeout(host, port, sluice__redis_tv_ms(ms));
-    if (!c || c->err || redisSetTimeout(c, sluice__redis_tv_ms(ms)) != REDIS_OK) {
+    if (!c || c->err || redisSetTimeout(c, sluice__redis_tv_ms(ms)) != REDIS_OK ||
+        sluice__redis_reader_bound(c->reader) != 0) {
         if (c)
             redisFree(c);
         return NULL;

@@ -274,6 +274,18 @@ void sluice__redis_rpool_free(sluice__redis_rpool *p);
 /** Makes reader build its replies (ordinary redisReply objects) from p. */
 void sluice__redis_rpool_use(sluice__redis_rpool *p, redisReader *reader);
 
+/* Elements of one reply, its nested arrays included: a decision's reply has
+ * 1 + 6*8, CLUSTER SLOTS of a 1000-node cluster some 10^4.  A reply above
+ * it fails as a protocol error instead of being allocated. */
+#define SLUICE_REDIS_REPLY_ELEMENTS_MAX (1 << 20)
+
+/**
+ * Makes the reader of a blocking context (hiredis's reply objects) refuse
+ * replies of more than SLUICE_REDIS_REPLY_ELEMENTS_MAX elements, as the
+ * pooled readers do.  Call on every redisContext sluice connects.  0, or
+ * SLUICE_ENOMEM.
+ */
+int sluice__redis_reader_bound(redisReader *reader);
 
 /* ---- redis_event.c: hiredis on a libevent loop ------------------------- */
 

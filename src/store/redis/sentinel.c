@@ -45,7 +45,8 @@ static redisContext *sentinel_connect(sluice__sentinel *s, int i)
 {
     redisContext *c =
         redisConnectWithTimeout(s->hosts[i], s->ports[i], sluice__redis_tv_ms(s->io_ms));
-    if (c && !c->err && redisSetTimeout(c, sluice__redis_tv_ms(s->io_ms)) == REDIS_OK)
+    if (c && !c->err && redisSetTimeout(c, sluice__redis_tv_ms(s->io_ms)) == REDIS_OK &&
+        sluice__redis_reader_bound(c->reader) == 0)
         return c;
     if (c)
         redisFree(c);
