@@ -39,7 +39,10 @@ function(sluice_fuzz name)
   set(SLUICE_FUZZ_TARGETS ${SLUICE_FUZZ_TARGETS} fuzz_${name} PARENT_SCOPE)
 endfunction()
 
+sluice_fuzz(config)
+sluice_fuzz(rls)
 sluice_fuzz(url ${CMAKE_SOURCE_DIR}/src/daemon/log.c)
 sluice_fuzz(redis_reply)
+sluice_fuzz(replay ${SLUICE_FUZZ_CLI_SRC})
 
 add_custom_target(fuzz_targets DEPENDS ${SLUICE_FUZZ_TARGETS})
