@@ -76,6 +76,11 @@ static int replay_line(replay_state *st, char *line, long lineno)
         fprintf(st->err, "line %ld: TIME_MS '%s' is not a non-negative integer\n", lineno, f[0]);
         return -1;
     }
+    if (t > SLUICE_TIME_MAX_MS) {
+        fprintf(st->err, "line %ld: TIME_MS %lld is after %lld, the largest time sluice supports\n",
+                lineno, (long long)t, (long long)SLUICE_TIME_MAX_MS);
+        return -1;
+    }
     if (t < st->last_ms) {
         fprintf(st->err, "line %ld: time %lld goes backwards (previous %lld)\n", lineno,
                 (long long)t, (long long)st->last_ms);

@@ -108,7 +108,7 @@ static int op_valid(const sluice__op *op)
     int n = op->nlimits;
     if (n < 1 || n > SLUICE_MAX_LIMITS || op->key_len > SLUICE_STORE_KEY_MAX || op->cost < 0)
         return SLUICE_EINVAL;
-    if (op->now_ms != SLUICE_NOW && op->now_ms < 0)
+    if (op->now_ms != SLUICE_NOW && (op->now_ms < 0 || op->now_ms > SLUICE_TIME_MAX_MS))
         return SLUICE_EINVAL;
     return 0;
 }
