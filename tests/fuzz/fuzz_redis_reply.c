@@ -6,7 +6,8 @@
  * pooled ones, redis_rpool.c), in two pieces split where the input says,
  * and every reply handed to the code that interprets replies:
  *   - the decision script's reply (sluice__redis_parse) for every number of
- *     limits, and the NOSCRIPT / READONLY / ROLE checks;
+ *     limits, what the deny cache stores of a parsed reply and answers
+ *     from it, and the NOSCRIPT / READONLY / ROLE checks;
  *   - Redis Cluster's redirects and errors (sluice__cluster_classify) and
  *     the slot map of a CLUSTER SLOTS reply (sluice__cluster_apply_slots);
  *   - Sentinel's master address and +switch-master messages.
@@ -27,6 +28,7 @@
 #include "store/redis/redis_int.h"
 
 static sluice__cluster *cs;
+static sluice__deny_cache *dc; /* fresh for each input */
 static bool cs_dirty = true; /* a slot map was installed since the last reset */
 
 /* A cluster store with no connections: only its slot map and node table. */
@@ -72,7 +74,16 @@ static void interpret(const redisReply *rep)
         op.limits = limits;
         sluice_decision d;
         sluice_error err = {0};
-        sluice__redis_parse(rep, &op, &d, &err);
+        if (sluice__redis_parse(rep, &op, &d, &err) != 0)
+            continue;
+        /* what the deny cache makes of the server's fields: stored, then
+         * answered locally at once and later */
+        sluice__deny_horizon(op.limits, n, op.cost, &d);
+        int64_t t0 = 1000000000;
+        sluice__deny_cache_record(dc, &op, t0, t0 + 500000, &d);
+        sluice_decision local;
+        for (int64_t later = 0; later <= 2000000000; later += 1000000000)
+            sluice__deny_cache_lookup(dc, &op, t0 + 500000 + later, &local);
     }
     sluice__redis_is_noscript(rep);
     sluice__redis_is_moved_master(rep);
@@ -135,6 +146,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     const char *bytes = (const char *)data + 1;
     size--;
     cluster_reset();
+    sluice__deny_cache_free(dc);
+    if (!(dc = sluice__deny_cache_new(16)))
+        abort();
 
     /* the blocking contexts: hiredis's own reply objects */
     redisReader *r = redisReaderCreate();
