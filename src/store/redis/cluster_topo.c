@@ -235,6 +235,7 @@ int sluice__cluster_apply_slots(sluice__cluster *cs, const redisReply *rep, cons
     uint8_t pinned[SLUICE_CLUSTER_NODES_MAX] = {0};
     pthread_mutex_lock(&cs->topo_mu);
     int nknown = cs->nseeds;
+    int entries = 0; /* well-formed slot ranges */
     for (size_t k = 0; k < rep->elements; k++) {
         const redisReply *r = rep->element[k];
         if (r->type != REDIS_REPLY_ARRAY || r->elements < 3 ||
@@ -248,6 +249,7 @@ int sluice__cluster_apply_slots(sluice__cluster *cs, const redisReply *rep, cons
         int port = (int)r->element[2]->element[1]->integer;
         if (strlen(host) >= SLUICE_REDIS_HOST_MAX)
             continue;
+        entries++;
         int i = node_for_locked(cs, host, port, pinned);
         if (i < 0)
             continue;
@@ -264,6 +266,13 @@ int sluice__cluster_apply_slots(sluice__cluster *cs, const redisReply *rep, cons
                                       (int)r->element[j]->element[1]->integer);
         }
         atomic_store(&cs->nodes[i].replicas, replicas);
+    }
+    if (entries == 0) {
+        /* nothing but malformed entries: no slot map at all is worse than
+         * the old one (every decision would fail until the next refresh) */
+        pthread_mutex_unlock(&cs->topo_mu);
+        sluice__free(map);
+        return -1;
     }
     cs->nknown = nknown;
     bool changed = false;
