@@ -68,7 +68,8 @@ static int replay_line(replay_state *st, char *line, long lineno)
         return -1;
     }
     if (n < 3) {
-        fprintf(st->err, "line %ld: too few fields (want TIME_MS RULE[@TIER] KEY [COST])\n", lineno);
+        fprintf(st->err, "line %ld: too few fields (want TIME_MS RULE[@TIER] KEY [COST])\n",
+                lineno);
         return -1;
     }
     int64_t t;
@@ -126,8 +127,8 @@ static int replay_line(replay_state *st, char *line, long lineno)
         }
     } else {
         fprintf(st->out, "%d\t%" PRId64 "\t%" PRId64 "\t%" PRId64 "\t%" PRId64 "\t%" PRId64 "\n",
-               d.allowed ? 1 : 0, d.limit, d.remaining, d.reset_after_ms, d.retry_after_ms,
-               d.delay_ms);
+                d.allowed ? 1 : 0, d.limit, d.remaining, d.reset_after_ms, d.retry_after_ms,
+                d.delay_ms);
     }
     return 0;
 }
@@ -161,8 +162,8 @@ static int replay_run(replay_state *st, FILE *in)
     return CLI_EXIT_OK;
 }
 
-int cli_replay_stream(const sluice_config *cfg, sluice_store *store, bool json, FILE *in,
-                      FILE *out, FILE *err)
+int cli_replay_stream(const sluice_config *cfg, sluice_store *store, bool json, FILE *in, FILE *out,
+                      FILE *err)
 {
     replay_state st = {
         .cfg = cfg, .store = store, .json = json, .last_ms = -1, .out = out, .err = err};

@@ -24,8 +24,12 @@ static sluice_store *store;
 static const char *header(void *ctx, const char *name)
 {
     static const char *const h[][2] = {
-        {"X-API-Key", "key-1"},   {"X-User-Id", "u42"},     {"X-User-Tier", "premium"},
-        {"X-Plan", "gold"},       {"X-Tenant", "t1"},       {"X-Client-Id", "c"},
+        {"X-API-Key", "key-1"},
+        {"X-User-Id", "u42"},
+        {"X-User-Tier", "premium"},
+        {"X-Plan", "gold"},
+        {"X-Tenant", "t1"},
+        {"X-Client-Id", "c"},
         {"Authorization", "Bearer x"},
     };
     (void)ctx;

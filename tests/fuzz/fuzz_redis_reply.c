@@ -29,7 +29,7 @@
 
 static sluice__cluster *cs;
 static sluice__deny_cache *dc; /* fresh for each input */
-static bool cs_dirty = true; /* a slot map was installed since the last reset */
+static bool cs_dirty = true;   /* a slot map was installed since the last reset */
 
 /* A cluster store with no connections: only its slot map and node table. */
 static void cluster_reset(void)
@@ -69,8 +69,8 @@ static void interpret(const redisReply *rep)
         op.cost = 1;
         op.now_ms = SLUICE_NOW;
         for (int i = 0; i < n; i++)
-            limits[i] = (sluice_limit){.algorithm = i % 5, .limit = 10, .window_ms = 1000,
-                                       .burst = 10};
+            limits[i] =
+                (sluice_limit){.algorithm = i % 5, .limit = 10, .window_ms = 1000, .burst = 10};
         op.limits = limits;
         sluice_decision d;
         sluice_error err = {0};

@@ -46,8 +46,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (!cfg) {
         sluice_error err = {0};
-        if (sluice_config_load_string(&cfg, config, sizeof(config) - 1, "replay.yaml", &err) !=
-                0 ||
+        if (sluice_config_load_string(&cfg, config, sizeof(config) - 1, "replay.yaml", &err) != 0 ||
             !(devnull = fopen("/dev/null", "w")))
             abort();
     }

@@ -82,8 +82,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     sluice__url u;
     sluice_error err = {0};
     if (sluice__url_parse(&u, url, &err) == 0) {
-        static const char *const params[] = {"timeout_ms", "db", "deny_cache", "engine",
-                                             "wait", "max_keys", "shards", "password"};
+        static const char *const params[] = {"timeout_ms", "db",       "deny_cache", "engine",
+                                             "wait",       "max_keys", "shards",     "password"};
         char buf[64];
         bool on;
         for (size_t i = 0; i < sizeof(params) / sizeof(params[0]); i++) {

@@ -88,8 +88,8 @@ int sluice__sentinel_parse_addr(const redisReply *rep, char *host, size_t size, 
  * Reads a +switch-master pub/sub message; 0 with the new address when it is
  * about master, else -1.
  */
-int sluice__sentinel_parse_switch(const redisReply *m, const char *master, char *host,
-                                  size_t size, int *port);
+int sluice__sentinel_parse_switch(const redisReply *m, const char *master, char *host, size_t size,
+                                  int *port);
 
 /** True for a ROLE reply of a master (["master", ...]). */
 bool sluice__redis_role_is_master(const redisReply *rep);

@@ -58,8 +58,7 @@ static redisContext *sentinel_connect(sluice__sentinel *s, int i)
 int sluice__sentinel_parse_addr(const redisReply *rep, char *host, size_t size, int *port)
 {
     if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements != 2 ||
-        rep->element[0]->type != REDIS_REPLY_STRING ||
-        rep->element[1]->type != REDIS_REPLY_STRING)
+        rep->element[0]->type != REDIS_REPLY_STRING || rep->element[1]->type != REDIS_REPLY_STRING)
         return -1;
     char *end;
     long p = strtol(rep->element[1]->str, &end, 10);
@@ -74,8 +73,8 @@ int sluice__sentinel_parse_addr(const redisReply *rep, char *host, size_t size, 
     return 0;
 }
 
-int sluice__sentinel_parse_switch(const redisReply *m, const char *master, char *host,
-                                  size_t size, int *port)
+int sluice__sentinel_parse_switch(const redisReply *m, const char *master, char *host, size_t size,
+                                  int *port)
 {
     /* ["message", "+switch-master", "<name> <oldip> <oldport> <newip> <newport>"] */
     if (!m || m->type != REDIS_REPLY_ARRAY || m->elements != 3 ||

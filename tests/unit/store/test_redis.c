@@ -138,8 +138,9 @@ static void test_format_and_parse(void)
     static const struct {
         int i;
         int64_t v;
-    } bad[] = {{0, INT64_MAX}, {0, -1}, {1, 2}, {2, -1}, {3, -5}, {4, INT64_MAX},
-               {5, -2}, {6, INT64_MIN}, {11, SLUICE_TIME_MAX_MS + 1}};
+    } bad[] = {{0, INT64_MAX}, {0, -1},        {1, 2},
+               {2, -1},        {3, -5},        {4, INT64_MAX},
+               {5, -2},        {6, INT64_MIN}, {11, SLUICE_TIME_MAX_MS + 1}};
     for (size_t k = 0; k < sizeof(bad) / sizeof(bad[0]); k++) {
         el[bad[k].i].integer = bad[k].v;
         ASSERT_EQ(sluice__redis_parse(&top, &op, &d, &err), SLUICE_ESTORE);
