@@ -104,7 +104,9 @@ static void test_format_evalsha_matches_hiredis(void)
                          lims,
                          n,
                          (int64_t)(xs(&rng) % 1000),
-                         t % 3 ? SLUICE_NOW : (int64_t)(xs(&rng) >> 1)};
+                         t % 3 ? SLUICE_NOW : (int64_t)(xs(&rng) % (SLUICE_TIME_MAX_MS + 1))};
+        if (t % 13 == 0 && op.now_ms != SLUICE_NOW)
+            op.now_ms = SLUICE_TIME_MAX_MS; /* the latest time accepted */
         if (t % 11 == 0)
             op.cost = INT64_MAX;
         char *ref = NULL;
@@ -126,6 +128,8 @@ static void test_format_evalsha_matches_hiredis(void)
     ASSERT_EQ(sluice__redis_format_evalsha(sha, &op, buf, sizeof(buf)), SLUICE_EINVAL);
     op.nlimits = 1;
     op.now_ms = -5;
+    ASSERT_EQ(sluice__redis_format_evalsha(sha, &op, buf, sizeof(buf)), SLUICE_EINVAL);
+    op.now_ms = SLUICE_TIME_MAX_MS + 1;
     ASSERT_EQ(sluice__redis_format_evalsha(sha, &op, buf, sizeof(buf)), SLUICE_EINVAL);
 }
 
