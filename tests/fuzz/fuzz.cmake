@@ -33,7 +33,7 @@ function(sluice_fuzz name)
   # New inputs go to a scratch dir first in the list, never into the
   # committed seeds; a crash is saved as crash-<sha1> in the build dir.
   add_test(NAME fuzz_${name}
-           COMMAND /bin/sh -c "rm -rf new_${name} && mkdir -p new_${name} && exec ./bin/fuzz_${name} -runs=${SLUICE_FUZZ_RUNS} -seed=1 -max_total_time=300 -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix=./fuzz_${name}- ${dict} new_${name} ${SLUICE_FUZZ_DIR}/corpus/${name}"
+           COMMAND /bin/sh -c "rm -rf new_${name} && mkdir -p new_${name} && exec ./bin/fuzz_${name} -runs=${SLUICE_FUZZ_RUNS} -seed=1 -max_total_time=300 -timeout=10 -rss_limit_mb=2048 ${SLUICE_FUZZ_FLAGS_${name}} -print_final_stats=1 -artifact_prefix=./fuzz_${name}- ${dict} new_${name} ${SLUICE_FUZZ_DIR}/corpus/${name}"
            WORKING_DIRECTORY ${CMAKE_BINARY_DIR})
   set_tests_properties(fuzz_${name} PROPERTIES LABELS fuzz TIMEOUT 400)
   set(SLUICE_FUZZ_TARGETS ${SLUICE_FUZZ_TARGETS} fuzz_${name} PARENT_SCOPE)
@@ -42,6 +42,8 @@ endfunction()
 sluice_fuzz(config)
 sluice_fuzz(rls)
 sluice_fuzz(url ${CMAKE_SOURCE_DIR}/src/daemon/log.c)
+# as in scripts/fuzz.sh: a reply holds at most 2^20 elements (8 MB)
+set(SLUICE_FUZZ_FLAGS_redis_reply -malloc_limit_mb=64)
 sluice_fuzz(redis_reply)
 sluice_fuzz(replay ${SLUICE_FUZZ_CLI_SRC})
 sluice_fuzz(http ${SLUICE_FUZZ_DIR}/fuzz_sluiced.c ${SLUICE_FUZZ_DAEMON_SRC})
