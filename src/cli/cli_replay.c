@@ -133,19 +133,36 @@ static int replay_line(replay_state *st, char *line, long lineno)
     return 0;
 }
 
+/* Reads one line of at most max bytes into buf (max + 1 bytes), its '\n'
+ * dropped and NUL bytes kept, so that they can be refused (fgets() gives
+ * no length: a line with a NUL in it was silently cut there).  Returns its
+ * length, -1 at the end of the input, -2 when the line is longer. */
+static long read_line(FILE *in, char *buf, size_t max)
+{
+    size_t n = 0;
+    int ch;
+    while ((ch = getc(in)) != EOF && ch != '\n') {
+        if (n == max)
+            return -2;
+        buf[n++] = (char)ch;
+    }
+    if (ch == EOF && n == 0)
+        return -1;
+    buf[n] = '\0';
+    return (long)n;
+}
+
 static int replay_run(replay_state *st, FILE *in)
 {
     char buf[REPLAY_LINE_MAX];
-    long lineno = 0;
-    while (fgets(buf, sizeof(buf), in)) {
+    long lineno = 0, got;
+    while ((got = read_line(in, buf, REPLAY_LINE_MAX - 2)) != -1) {
         lineno++;
-        size_t len = strlen(buf);
-        if (len > 0 && buf[len - 1] == '\n') {
-            buf[--len] = '\0';
-        } else if (!feof(in)) {
+        if (got == -2) {
             fprintf(st->err, "line %ld: longer than %d bytes\n", lineno, REPLAY_LINE_MAX - 2);
             return CLI_EXIT_USAGE;
         }
+        size_t len = (size_t)got;
         if (len > 0 && buf[len - 1] == '\r')
             buf[--len] = '\0';
         if (memchr(buf, '\0', len) != NULL) {
