@@ -8,7 +8,7 @@
 # CTest (label fuzz) runs every target over its seeds for SLUICE_FUZZ_RUNS
 # more inputs: make test's regression check.
 
-set(SLUICE_FUZZ_RUNS 3000 CACHE STRING "inputs each fuzz target runs under CTest")
+set(SLUICE_FUZZ_RUNS 20000 CACHE STRING "inputs each fuzz target runs under CTest")
 set(SLUICE_FUZZ_DIR ${CMAKE_SOURCE_DIR}/tests/fuzz)
 
 # sluiced without main.c: the handlers, the HTTP layer, the server glue.
