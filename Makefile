@@ -30,6 +30,13 @@ bench:
 	@scripts/deps.sh bench
 	@scripts/bench.sh
 
+# Every libFuzzer target (tests/fuzz) for FUZZ_SECONDS (default 600) each,
+# in build-fuzz/ with clang: executions, coverage and crashes per target.
+.PHONY: fuzz
+fuzz:
+	@scripts/deps.sh fuzz
+	@scripts/fuzz.sh
+
 # sluiced on Redis under wrk load and faults for SOAK_SECONDS (default 600).
 .PHONY: soak
 soak:
@@ -40,7 +47,7 @@ install: all
 	cmake --install $(BUILD) --prefix $(PREFIX)
 
 clean:
-	rm -rf build build-asan build-tsan
+	rm -rf build build-asan build-tsan build-fuzz
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')

@@ -75,6 +75,10 @@ SLUICE_EXTERN const char *sluice_strerror(int code);
 #define SLUICE_SLIDING_LOG_MAX 10000LL        /* sliding_log limit cap: O(L) memory */
 #define SLUICE_COST_MAX 1000000000LL          /* largest cost of one request */
 #define SLUICE_KEY_MAX 512                    /* bytes in "<rule>:<identifier>" */
+/* Largest explicit now_ms (about the year 144,000): with it and the longest
+ * window every time the algorithms compute, such as the end of the next
+ * window, stays below 2^53.  sluice_decide() refuses later times. */
+#define SLUICE_TIME_MAX_MS (1LL << 52)
 
 /* Pass as now_ms to use the store's clock (Redis TIME, or the process clock). */
 #define SLUICE_NOW INT64_MIN

@@ -5,6 +5,7 @@
 #   scripts/deps.sh build    compile-time libraries and tools
 #   scripts/deps.sh test     + redis-server, redis-sentinel, nginx-light, curl
 #   scripts/deps.sh bench    + wrk, redis-tools, h2load (nghttp2-client), valgrind
+#   scripts/deps.sh fuzz     + clang and libFuzzer (make fuzz, the fuzz phase of make test)
 set -euo pipefail
 
 build=(build-essential cmake pkg-config libhiredis-dev libevent-dev libhttp-parser-dev libyaml-dev libjansson-dev
@@ -13,13 +14,15 @@ build=(build-essential cmake pkg-config libhiredis-dev libevent-dev libhttp-pars
 test=(redis-server redis-tools redis-sentinel nginx-light curl python3 python3-yaml
       python3-grpcio python3-protobuf protobuf-compiler python3-h2)
 bench=(wrk redis-tools nghttp2-client valgrind)
+fuzz=(clang libfuzzer-14-dev libclang-rt-14-dev)
 
 want=("${build[@]}")
 case "${1:-build}" in
   build) ;;
-  test) want+=("${test[@]}") ;;
+  test) want+=("${test[@]}" "${fuzz[@]}") ;;
+  fuzz) want+=("${fuzz[@]}") ;;
   bench) want+=("${test[@]}" "${bench[@]}") ;;
-  *) echo "usage: $0 [build|test|bench]" >&2; exit 2 ;;
+  *) echo "usage: $0 [build|test|bench|fuzz]" >&2; exit 2 ;;
 esac
 
 missing=()

@@ -4,6 +4,8 @@
 #   build/       RelWithDebInfo: unit + integration (real redis-server, nginx)
 #   build-asan/  ASan+UBSan: unit tests, and the CLI and daemon integration tests
 #   build-tsan/  TSan: tests labelled tsan (threaded)
+#   build-fuzz/  clang + libFuzzer: each fuzz target over its seed corpus and
+#                a few thousand more inputs (label fuzz; make fuzz runs longer)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 jobs=$(nproc 2>/dev/null || echo 2)
@@ -47,6 +49,18 @@ step "TSan build"
 cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=Debug -DSLUICE_TSAN=ON >/dev/null
 cmake --build build-tsan -j "$jobs" || { echo "make test: FAILED: the TSan build does not compile"; exit 1; }
 TSAN_OPTIONS=halt_on_error=1 run_ctest TSan build-tsan --output-on-failure -j "$jobs" -L tsan
+
+step "fuzz targets: seeds + ${SLUICE_FUZZ_RUNS:-20000} inputs each"
+# A regression on an input boundary fails here: every crash the fuzzers
+# found is a seed, and each target runs a few thousand new inputs.
+if CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSLUICE_FUZZ=ON \
+  -DSLUICE_FUZZ_RUNS="${SLUICE_FUZZ_RUNS:-20000}" >/dev/null &&
+  cmake --build build-fuzz -j "$jobs" --target fuzz_targets; then
+  run_ctest fuzz build-fuzz --output-on-failure -L fuzz
+else
+  fail=1
+  failed+=("fuzz: the fuzz targets do not build (clang, libfuzzer-14-dev)")
+fi
 
 echo
 if [ $fail -ne 0 ]; then

@@ -29,6 +29,10 @@ enum { CLI_EXIT_OK = 0, CLI_EXIT_DENIED = 1, CLI_EXIT_USAGE = 2 };
 int cli_check(int argc, char **argv);
 int cli_lint(int argc, char **argv);
 int cli_replay(int argc, char **argv);
+/* replay's loop: the lines of in decided on store with cfg, decisions to
+ * out and "line N: reason" to err (the fuzz target's seam).  An exit code. */
+int cli_replay_stream(const sluice_config *cfg, sluice_store *store, bool json, FILE *in, FILE *out,
+                      FILE *err);
 int cli_bench(int argc, char **argv);
 
 /**

@@ -30,6 +30,7 @@ typedef struct replay_state {
     sluice_store *store;
     bool json;
     int64_t last_ms; /* -1 before the first line */
+    FILE *out, *err; /* decisions; "line N: reason" */
 } replay_state;
 
 /* Splits s in place on spaces and tabs; returns the field count or -1 if too many. */
@@ -62,27 +63,33 @@ static int replay_line(replay_state *st, char *line, long lineno)
     if (n == 0)
         return 0;
     if (n < 0) {
-        fprintf(stderr, "line %ld: too many fields (want TIME_MS RULE[@TIER] KEY [COST])\n",
+        fprintf(st->err, "line %ld: too many fields (want TIME_MS RULE[@TIER] KEY [COST])\n",
                 lineno);
         return -1;
     }
     if (n < 3) {
-        fprintf(stderr, "line %ld: too few fields (want TIME_MS RULE[@TIER] KEY [COST])\n", lineno);
+        fprintf(st->err, "line %ld: too few fields (want TIME_MS RULE[@TIER] KEY [COST])\n",
+                lineno);
         return -1;
     }
     int64_t t;
     if (cli_parse_i64(f[0], 0, INT64_MAX, &t) != 0 || f[0][0] == '+' || f[0][0] == '-') {
-        fprintf(stderr, "line %ld: TIME_MS '%s' is not a non-negative integer\n", lineno, f[0]);
+        fprintf(st->err, "line %ld: TIME_MS '%s' is not a non-negative integer\n", lineno, f[0]);
+        return -1;
+    }
+    if (t > SLUICE_TIME_MAX_MS) {
+        fprintf(st->err, "line %ld: TIME_MS %lld is after %lld, the largest time sluice supports\n",
+                lineno, (long long)t, (long long)SLUICE_TIME_MAX_MS);
         return -1;
     }
     if (t < st->last_ms) {
-        fprintf(stderr, "line %ld: time %lld goes backwards (previous %lld)\n", lineno,
+        fprintf(st->err, "line %ld: time %lld goes backwards (previous %lld)\n", lineno,
                 (long long)t, (long long)st->last_ms);
         return -1;
     }
     int64_t cost = 1;
     if (n == 4 && cli_parse_i64(f[3], 0, SLUICE_COST_MAX, &cost) != 0) {
-        fprintf(stderr, "line %ld: COST '%s' is not an integer in 0..%lld\n", lineno, f[3],
+        fprintf(st->err, "line %ld: COST '%s' is not an integer in 0..%lld\n", lineno, f[3],
                 (long long)SLUICE_COST_MAX);
         return -1;
     }
@@ -91,7 +98,7 @@ static int replay_line(replay_state *st, char *line, long lineno)
     if (tier) {
         *tier++ = '\0';
         if (!*tier || !*rule) {
-            fprintf(stderr, "line %ld: bad RULE@TIER\n", lineno);
+            fprintf(st->err, "line %ld: bad RULE@TIER\n", lineno);
             return -1;
         }
     }
@@ -101,7 +108,7 @@ static int replay_line(replay_state *st, char *line, long lineno)
     memset(&m, 0, sizeof(m));
     int rc = sluice_config_match_rule(st->cfg, rule, tier, f[2], strlen(f[2]), &m, &err);
     if (rc != 0) {
-        fprintf(stderr, "line %ld: %s\n", lineno, err.msg[0] ? err.msg : sluice_strerror(rc));
+        fprintf(st->err, "line %ld: %s\n", lineno, err.msg[0] ? err.msg : sluice_strerror(rc));
         return -1;
     }
     sluice_decision d;
@@ -109,50 +116,75 @@ static int replay_line(replay_state *st, char *line, long lineno)
     memset(&err, 0, sizeof(err));
     rc = sluice_decide(st->store, st->cfg, &m, cost, t, &d, &err);
     if (rc != 0) {
-        fprintf(stderr, "line %ld: %s\n", lineno, err.msg[0] ? err.msg : sluice_strerror(rc));
+        fprintf(st->err, "line %ld: %s\n", lineno, err.msg[0] ? err.msg : sluice_strerror(rc));
         return -1;
     }
     st->last_ms = t;
     if (st->json) {
-        if (cli_print_json(stdout, &d, m.rule, m.tier, m.key) != 0) {
-            fprintf(stderr, "line %ld: out of memory\n", lineno);
+        if (cli_print_json(st->out, &d, m.rule, m.tier, m.key) != 0) {
+            fprintf(st->err, "line %ld: out of memory\n", lineno);
             return -1;
         }
     } else {
-        printf("%d\t%" PRId64 "\t%" PRId64 "\t%" PRId64 "\t%" PRId64 "\t%" PRId64 "\n",
-               d.allowed ? 1 : 0, d.limit, d.remaining, d.reset_after_ms, d.retry_after_ms,
-               d.delay_ms);
+        fprintf(st->out, "%d\t%" PRId64 "\t%" PRId64 "\t%" PRId64 "\t%" PRId64 "\t%" PRId64 "\n",
+                d.allowed ? 1 : 0, d.limit, d.remaining, d.reset_after_ms, d.retry_after_ms,
+                d.delay_ms);
     }
     return 0;
+}
+
+/* Reads one line of at most max bytes into buf (max + 1 bytes), its '\n'
+ * dropped and NUL bytes kept, so that they can be refused (fgets() gives
+ * no length: a line with a NUL in it was silently cut there).  Returns its
+ * length, -1 at the end of the input, -2 when the line is longer. */
+static long read_line(FILE *in, char *buf, size_t max)
+{
+    size_t n = 0;
+    int ch;
+    while ((ch = getc(in)) != EOF && ch != '\n') {
+        if (n == max)
+            return -2;
+        buf[n++] = (char)ch;
+    }
+    if (ch == EOF && n == 0)
+        return -1;
+    buf[n] = '\0';
+    return (long)n;
 }
 
 static int replay_run(replay_state *st, FILE *in)
 {
     char buf[REPLAY_LINE_MAX];
-    long lineno = 0;
-    while (fgets(buf, sizeof(buf), in)) {
+    long lineno = 0, got;
+    while ((got = read_line(in, buf, REPLAY_LINE_MAX - 2)) != -1) {
         lineno++;
-        size_t len = strlen(buf);
-        if (len > 0 && buf[len - 1] == '\n') {
-            buf[--len] = '\0';
-        } else if (!feof(in)) {
-            fprintf(stderr, "line %ld: longer than %d bytes\n", lineno, REPLAY_LINE_MAX - 2);
+        if (got == -2) {
+            fprintf(st->err, "line %ld: longer than %d bytes\n", lineno, REPLAY_LINE_MAX - 2);
             return CLI_EXIT_USAGE;
         }
+        size_t len = (size_t)got;
         if (len > 0 && buf[len - 1] == '\r')
             buf[--len] = '\0';
         if (memchr(buf, '\0', len) != NULL) {
-            fprintf(stderr, "line %ld: contains a NUL byte\n", lineno);
+            fprintf(st->err, "line %ld: contains a NUL byte\n", lineno);
             return CLI_EXIT_USAGE;
         }
         if (replay_line(st, buf, lineno) != 0)
             return CLI_EXIT_USAGE;
     }
     if (ferror(in)) {
-        fprintf(stderr, "line %ld: read error\n", lineno + 1);
+        fprintf(st->err, "line %ld: read error\n", lineno + 1);
         return CLI_EXIT_USAGE;
     }
     return CLI_EXIT_OK;
+}
+
+int cli_replay_stream(const sluice_config *cfg, sluice_store *store, bool json, FILE *in, FILE *out,
+                      FILE *err)
+{
+    replay_state st = {
+        .cfg = cfg, .store = store, .json = json, .last_ms = -1, .out = out, .err = err};
+    return replay_run(&st, in);
 }
 
 int cli_replay(int argc, char **argv)
@@ -199,8 +231,7 @@ int cli_replay(int argc, char **argv)
     sluice_store *store = NULL;
     if (cli_open("replay", config, url, &cfg, &store) != 0)
         return CLI_EXIT_USAGE;
-    replay_state st = {.cfg = cfg, .store = store, .json = json, .last_ms = -1};
-    int status = replay_run(&st, stdin);
+    int status = cli_replay_stream(cfg, store, json, stdin, stdout, stderr);
     if (fflush(stdout) != 0 && status == CLI_EXIT_OK) {
         cli_errorf("replay", "write error on standard output");
         status = CLI_EXIT_USAGE;

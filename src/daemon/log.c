@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "daemon.h"
+#include "store/store.h"
 
 static atomic_int log_level = SLUICED_LOG_INFO;
 
@@ -99,23 +100,7 @@ const char *sluiced_log_quote(char *buf, size_t size, const char *s)
 
 const char *sluiced_redact_url(char *buf, size_t size, const char *url)
 {
-    if (!size)
-        return buf;
-    snprintf(buf, size, "%s", url ? url : "");
-    char *scheme = strstr(buf, "://");
-    if (!scheme)
-        return buf;
-    char *auth = scheme + 3;
-    char *at = strchr(auth, '@');
-    char *slash = strchr(auth, '/');
-    if (!at || (slash && slash < at))
-        return buf;
-    /* user:password@ -> user:***@ ; password@ -> ***@ */
-    char *colon = memchr(auth, ':', (size_t)(at - auth));
-    char *from = colon ? colon + 1 : auth;
-    char rest[512];
-    snprintf(rest, sizeof(rest), "%s", at);
-    size_t keep = (size_t)(from - buf);
-    snprintf(from, size - keep, "***%s", rest);
+    /* the store's own parser decides where the credentials are */
+    sluice__url_redact(buf, size, url);
     return buf;
 }

@@ -109,6 +109,10 @@ typedef struct sluice__rls_hit {
 int sluice__rls_match(const sluice__rls_domain *domain, const char *dname, size_t dlen,
                       const sluice__rls_descriptor *d, sluice__rls_hit *h);
 
+/** sluice__rls_load() of one descriptor file's text, called name in messages. */
+int sluice__rls_load_text(sluice__rls **out, const char *text, size_t len, const char *name,
+                          sluice_error *err);
+
 /** The loaded domain named (not NUL-terminated), or NULL. */
 const sluice__rls_domain *sluice__rls_find_domain(const sluice__rls *r, const char *name,
                                                   size_t len);

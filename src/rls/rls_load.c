@@ -452,16 +452,12 @@ static int read_file(const char *path, char **buf, size_t *len, sluice_error *er
     return 0;
 }
 
-static int load_one(sluice__rls *r, const char *path, sluice_error *err)
+/* Adds the descriptor file text[0..len), called path in messages, to r. */
+static int load_text(sluice__rls *r, const char *path, const char *text, size_t len,
+                     sluice_error *err)
 {
-    char *text = NULL;
-    size_t len = 0;
-    int rc = read_file(path, &text, &len, err);
-    if (rc)
-        return rc;
     sluice__ynode *root = NULL;
-    rc = sluice__yaml_parse(text, len, path, &root, err);
-    sluice__free(text);
+    int rc = sluice__yaml_parse(text, len, path, &root, err);
     if (rc)
         return rc;
     sluice__cload c = {.file = path, .err = err};
@@ -502,6 +498,39 @@ static int load_one(sluice__rls *r, const char *path, sluice_error *err)
     }
     r->domains = nd;
     r->domains[r->ndomains++] = dom;
+    return 0;
+}
+
+static int load_one(sluice__rls *r, const char *path, sluice_error *err)
+{
+    char *text = NULL;
+    size_t len = 0;
+    int rc = read_file(path, &text, &len, err);
+    if (rc)
+        return rc;
+    rc = load_text(r, path, text, len, err);
+    sluice__free(text);
+    return rc;
+}
+
+int sluice__rls_load_text(sluice__rls **out, const char *text, size_t len, const char *name,
+                          sluice_error *err)
+{
+    if (!out || !text || !name)
+        return sluice__errorf(err, SLUICE_EINVAL, "sluice__rls_load_text: bad argument");
+    *out = NULL;
+    if (len > SLUICE_CONFIG_FILE_MAX)
+        return sluice__conf_fail(err, SLUICE_ECONFIG, name, 1, "file is larger than %u bytes",
+                                 SLUICE_CONFIG_FILE_MAX);
+    sluice__rls *r = sluice__calloc(1, sizeof(*r));
+    if (!r)
+        return sluice__errorf(err, SLUICE_ENOMEM, "out of memory");
+    int rc = load_text(r, name, text, len, err);
+    if (rc) {
+        sluice__rls_free(r);
+        return rc;
+    }
+    *out = r;
     return 0;
 }
 

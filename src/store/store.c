@@ -218,6 +218,9 @@ static int prepare(const sluice_config *cfg, const sluice_match *m, int64_t cost
     if (cost < 0 || cost > SLUICE_COST_MAX)
         return sluice__errorf(err, SLUICE_EINVAL, "cost %lld is outside 0..%lld", (long long)cost,
                               (long long)SLUICE_COST_MAX);
+    if (now_ms != SLUICE_NOW && (now_ms < 0 || now_ms > SLUICE_TIME_MAX_MS))
+        return sluice__errorf(err, SLUICE_EINVAL, "now_ms %lld is outside 0..%lld",
+                              (long long)now_ms, (long long)SLUICE_TIME_MAX_MS);
     if (!m->rule || m->rule_index < 0 || m->rule_index >= cfg->nrules)
         return sluice__errorf(err, SLUICE_ENORULE, "the match names no rule of this config");
     size_t rlen = strlen(m->rule);

@@ -45,6 +45,13 @@ typedef struct sluice__url {
 
 int sluice__url_parse(sluice__url *u, const char *url, sluice_error *err);
 void sluice__url_free(sluice__url *u);
+/*
+ * Writes url into buf[0..size) for a log line, with the password (or a lone
+ * user name) the parser would find replaced by "***"; a URL the parser
+ * refuses keeps only its scheme.  Always NUL-terminated when size > 0; a
+ * short buffer gets a prefix of the whole text.  Returns the whole length.
+ */
+size_t sluice__url_redact(char *buf, size_t size, const char *url);
 /* Value of name=value in u->query, copied into buf; 0, or -1 when absent/too long. */
 int sluice__url_param(const sluice__url *u, const char *name, char *buf, size_t size);
 /* name=on|off in u->query into *on (dflt when absent); 0, or -1 for another value. */

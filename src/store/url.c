@@ -375,6 +375,69 @@ void sluice__url_free(sluice__url *u)
     memset(u, 0, sizeof(*u));
 }
 
+/* ---- redaction --------------------------------------------------------- */
+
+/* A bounded output: what does not fit is dropped, so a short buffer holds a
+ * prefix of the whole result, never bytes the whole result would not show. */
+typedef struct out {
+    char *buf;
+    size_t size, len;
+} out;
+
+static void put(out *o, const char *s, size_t n)
+{
+    if (o->size > 0 && o->len < o->size - 1) {
+        size_t room = o->size - 1 - o->len;
+        memcpy(o->buf + o->len, s, n < room ? n : room);
+        o->buf[o->len + (n < room ? n : room)] = '\0';
+    }
+    o->len += n;
+}
+
+size_t sluice__url_redact(char *buf, size_t size, const char *url)
+{
+    out o = {buf, size, 0};
+    if (size > 0)
+        buf[0] = '\0';
+    if (!url)
+        return 0;
+    sluice__url u;
+    bool ok = sluice__url_parse(&u, url, NULL) == 0;
+    bool creds = ok && (u.user || u.password);
+    sluice__url_free(&u);
+    const char *sep = strstr(url, "://");
+    if (!ok) {
+        /* Where a URL the parser refuses keeps its credentials is anyone's
+         * guess (a '/' or '@' inside the password, a missing '@'): keep only
+         * the scheme, the parser's message tells what is wrong where. */
+        size_t slen = sep ? (size_t)(sep - url) : strlen(url);
+        bool scheme = slen <= 32 && all_of(url, slen, "+.-");
+        if (scheme)
+            put(&o, url, slen);
+        if (sep || !scheme)
+            put(&o, sep && scheme ? "://***" : "***", sep && scheme ? 6 : 3);
+        return o.len;
+    }
+    if (!creds) {
+        put(&o, url, strlen(url));
+        return o.len;
+    }
+    /* The parser's own split: the authority ends at the first '/' or '?',
+     * the userinfo at the authority's last '@'; "user:password" keeps the
+     * user, a lone "name" (AUTH takes it as the password) goes entirely. */
+    const char *auth = sep + 3;
+    size_t alen = strcspn(auth, "/?");
+    const char *at = NULL;
+    for (const char *p = auth; p < auth + alen; p++)
+        if (*p == '@')
+            at = p;
+    const char *colon = memchr(auth, ':', (size_t)(at - auth));
+    put(&o, url, (size_t)((colon ? colon + 1 : auth) - url));
+    put(&o, "***", 3);
+    put(&o, at, strlen(at));
+    return o.len;
+}
+
 int sluice__url_param(const sluice__url *u, const char *name, char *buf, size_t size)
 {
     if (!u || !u->query || !name || !buf || size == 0)

@@ -304,6 +304,10 @@ replay_bad "bad time" 1 'abc login k\n'
 replay_bad "negative time" 1 '-5 login k\n'
 replay_bad "time with sign" 1 '+5 login k\n'
 replay_bad "time overflow" 1 '99999999999999999999 login k\n'
+# after 2^52 ms the window arithmetic would overflow (fuzz_replay found it)
+# a NUL byte used to cut the line silently (fgets gives no length)
+replay_bad "NUL byte" 2 '1 login k\n2 login k\0junk\n'
+replay_bad "time after 2^52" 2 '4503599627370496 login k\n9223372036854775807 login k\n'
 replay_bad "backwards time" 3 '5 login k\n# c\n3 login k\n'
 replay_bad "unknown rule" 2 '1 login k\n2 nosuch k\n'
 replay_bad "too many fields" 1 '1 login k 1 extra\n'

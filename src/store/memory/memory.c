@@ -636,8 +636,8 @@ static int mem_decide(void *impl, const sluice__op *op, sluice_decision *out, sl
     if (hint)
         __builtin_prefetch((const void *)(hint + (h & hint_mask) * sizeof(uint64_t)));
     int64_t now = op->now_ms == SLUICE_NOW ? sluice__clock_now_ms() : op->now_ms;
-    if (now < 0)
-        return sluice__errorf(err, SLUICE_EINVAL, "memory store: now_ms is negative");
+    if (now < 0 || now > SLUICE_TIME_MAX_MS) /* the ops of src/rls come here directly */
+        return sluice__errorf(err, SLUICE_EINVAL, "memory store: now_ms is outside 0..2^52");
     unsigned logmask;
     uint32_t sig = limits_sig(op->limits, op->nlimits, &logmask);
 

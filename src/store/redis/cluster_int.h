@@ -122,6 +122,12 @@ sluice__cluster_reply sluice__cluster_classify(const redisReply *reply, int *slo
 
 /** Adds host:port to cs->known[0..*n) unless present or full.  Under topo_mu
  * (or before the store is shared). */
+/**
+ * Installs the slot map of a CLUSTER SLOTS reply (asked: the host it came
+ * from, for entries that name none).  0, or -1 if malformed: the old map stays.
+ */
+int sluice__cluster_apply_slots(sluice__cluster *cs, const redisReply *rep, const char *asked);
+
 void sluice__cluster_known_add(sluice__cluster *cs, int *n, const char *host, int port);
 
 /** One CLUSTER SLOTS from a known node, installed as the map; 0, or -1 when no

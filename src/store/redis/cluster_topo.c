@@ -223,8 +223,7 @@ static void close_unused(sluice__cluster *cs, const uint8_t *used)
     }
 }
 
-/* Installs the slot map of a CLUSTER SLOTS reply.  0, or -1 if malformed. */
-static int apply_slots(sluice__cluster *cs, const redisReply *rep, const char *asked)
+int sluice__cluster_apply_slots(sluice__cluster *cs, const redisReply *rep, const char *asked)
 {
     if (rep->type != REDIS_REPLY_ARRAY || rep->elements == 0)
         return -1;
@@ -236,6 +235,7 @@ static int apply_slots(sluice__cluster *cs, const redisReply *rep, const char *a
     uint8_t pinned[SLUICE_CLUSTER_NODES_MAX] = {0};
     pthread_mutex_lock(&cs->topo_mu);
     int nknown = cs->nseeds;
+    int entries = 0; /* well-formed slot ranges */
     for (size_t k = 0; k < rep->elements; k++) {
         const redisReply *r = rep->element[k];
         if (r->type != REDIS_REPLY_ARRAY || r->elements < 3 ||
@@ -249,6 +249,7 @@ static int apply_slots(sluice__cluster *cs, const redisReply *rep, const char *a
         int port = (int)r->element[2]->element[1]->integer;
         if (strlen(host) >= SLUICE_REDIS_HOST_MAX)
             continue;
+        entries++;
         int i = node_for_locked(cs, host, port, pinned);
         if (i < 0)
             continue;
@@ -265,6 +266,13 @@ static int apply_slots(sluice__cluster *cs, const redisReply *rep, const char *a
                                       (int)r->element[j]->element[1]->integer);
         }
         atomic_store(&cs->nodes[i].replicas, replicas);
+    }
+    if (entries == 0) {
+        /* nothing but malformed entries: no slot map at all is worse than
+         * the old one (every decision would fail until the next refresh) */
+        pthread_mutex_unlock(&cs->topo_mu);
+        sluice__free(map);
+        return -1;
     }
     cs->nknown = nknown;
     bool changed = false;
@@ -294,7 +302,8 @@ static redisContext *refresh_connect(sluice__cluster *cs, const char *host, int 
 {
     int64_t ms = refresh_timeout_ms(cs);
     redisContext *c = redisConnectWithTimeout(host, port, sluice__redis_tv_ms(ms));
-    if (!c || c->err || redisSetTimeout(c, sluice__redis_tv_ms(ms)) != REDIS_OK) {
+    if (!c || c->err || redisSetTimeout(c, sluice__redis_tv_ms(ms)) != REDIS_OK ||
+        sluice__redis_reader_bound(c->reader) != 0) {
         if (c)
             redisFree(c);
         return NULL;
@@ -326,7 +335,7 @@ int sluice__cluster_refresh_once(sluice__cluster *cs)
         if (!cs->rc && !(cs->rc = refresh_connect(cs, host, port)))
             continue;
         redisReply *r = redisCommand(cs->rc, "CLUSTER SLOTS");
-        int rc = r ? apply_slots(cs, r, host) : -1;
+        int rc = r ? sluice__cluster_apply_slots(cs, r, host) : -1;
         if (r)
             freeReplyObject(r);
         if (rc == 0)

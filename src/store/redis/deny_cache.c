@@ -158,7 +158,7 @@ int64_t sluice__deny_horizon(const sluice_limit *limits, int n, int64_t cost,
                              const sluice_decision *d)
 {
     if (!d || d->allowed || n < 1 || n > SLUICE_MAX_LIMITS || d->nlimits != n || d->now_ms < 0 ||
-        cost < 0 || cost > SLUICE_COST_MAX)
+        d->now_ms > SLUICE_TIME_MAX_MS || cost < 0 || cost > SLUICE_COST_MAX)
         return 0;
     int64_t cq = cost > 0 ? cost : 1;
     int64_t h = SLUICE_DENY_CACHE_MAX_MS;

@@ -148,9 +148,7 @@ static int setup_read(sluice__redis *r, sluice__redis_slot *s, int64_t deadline_
     }
     if (!role)
         return 0;
-    bool master = role->type == REDIS_REPLY_ARRAY && role->elements >= 1 &&
-                  role->element[0]->type == REDIS_REPLY_STRING &&
-                  strcmp(role->element[0]->str, "master") == 0;
+    bool master = sluice__redis_role_is_master(role);
     freeReplyObject(role);
     if (master)
         return 0;

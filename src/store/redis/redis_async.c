@@ -153,9 +153,7 @@ static void on_setup_reply(redisAsyncContext *ac, void *reply, void *privdata)
     c->replies++;
     bool bad = rep->type == REDIS_REPLY_ERROR;
     if (privdata && !bad) { /* ROLE */
-        bad = rep->type != REDIS_REPLY_ARRAY || rep->elements < 1 ||
-              rep->element[0]->type != REDIS_REPLY_STRING ||
-              strcmp(rep->element[0]->str, "master") != 0;
+        bad = !sluice__redis_role_is_master(rep);
     }
     if (bad && c->link.ac == ac)
         conn_drop(c);

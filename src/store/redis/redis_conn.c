@@ -182,6 +182,10 @@ int sluice__redis_slot_open(sluice__redis_slot *s, const char *host, int port, u
         *unreachable = true;
         return rc;
     }
+    if (sluice__redis_reader_bound(c->reader) != 0) {
+        redisFree(c);
+        return ef(err, SLUICE_ENOMEM, "out of memory", NULL);
+    }
     s->c = c;
     s->io_timeout_ms = 0;
     return sluice__redis_slot_timeout(s, deadline_us, ef, err);

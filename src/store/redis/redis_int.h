@@ -98,6 +98,22 @@ uint64_t sluice__redis_addr(sluice__redis *r, char *host, size_t size, int *port
 /** Sets the master address (from Sentinel); bumps the generation if it changed. */
 void sluice__redis_set_addr(sluice__redis *r, const char *host, int port);
 
+/**
+ * Reads SENTINEL get-master-addr-by-name's reply ["host", "port"] into host
+ * (size bytes) and *port.  0, or -1 for any other reply.
+ */
+int sluice__sentinel_parse_addr(const redisReply *rep, char *host, size_t size, int *port);
+
+/**
+ * Reads a +switch-master pub/sub message; 0 with the new address when it is
+ * about master, else -1.
+ */
+int sluice__sentinel_parse_switch(const redisReply *m, const char *master, char *host, size_t size,
+                                  int *port);
+
+/** True for a ROLE reply of a master (["master", ...]). */
+bool sluice__redis_role_is_master(const redisReply *rep);
+
 /** Called on errors that may mean the master moved: asks Sentinel to re-resolve. */
 void sluice__redis_suspect(sluice__redis *r);
 
@@ -300,6 +316,19 @@ void sluice__redis_rpool_free(sluice__redis_rpool *p);
 
 /** Makes reader build its replies (ordinary redisReply objects) from p. */
 void sluice__redis_rpool_use(sluice__redis_rpool *p, redisReader *reader);
+
+/* Elements of one reply, its nested arrays included: a decision's reply has
+ * 1 + 6*8, CLUSTER SLOTS of a 1000-node cluster some 10^4.  A reply above
+ * it fails as a protocol error instead of being allocated. */
+#define SLUICE_REDIS_REPLY_ELEMENTS_MAX (1 << 20)
+
+/**
+ * Makes the reader of a blocking context (hiredis's reply objects) refuse
+ * replies of more than SLUICE_REDIS_REPLY_ELEMENTS_MAX elements, as the
+ * pooled readers do.  Call on every redisContext sluice connects.  0, or
+ * SLUICE_ENOMEM.
+ */
+int sluice__redis_reader_bound(redisReader *reader);
 
 /* ---- redis_event.c: hiredis on a libevent loop ------------------------- */
 

@@ -108,7 +108,7 @@ static int op_valid(const sluice__op *op)
     int n = op->nlimits;
     if (n < 1 || n > SLUICE_MAX_LIMITS || op->key_len > SLUICE_STORE_KEY_MAX || op->cost < 0)
         return SLUICE_EINVAL;
-    if (op->now_ms != SLUICE_NOW && op->now_ms < 0)
+    if (op->now_ms != SLUICE_NOW && (op->now_ms < 0 || op->now_ms > SLUICE_TIME_MAX_MS))
         return SLUICE_EINVAL;
     return 0;
 }
@@ -263,6 +263,37 @@ bool sluice__redis_is_moved_master(const redisReply *reply)
     return false;
 }
 
+bool sluice__redis_role_is_master(const redisReply *rep)
+{
+    return rep && rep->type == REDIS_REPLY_ARRAY && rep->elements >= 1 &&
+           rep->element[0]->type == REDIS_REPLY_STRING && rep->element[0]->len == 6 &&
+           memcmp(rep->element[0]->str, "master", 6) == 0;
+}
+
+static bool in_range(long long v, long long lo, long long hi)
+{
+    return v >= lo && v <= hi;
+}
+
+/* The ranges a sluice script's numbers can take (the bounds of sluice.h): a
+ * reply outside them comes from a broken or hostile server, and its numbers
+ * must not reach the deny cache's clock arithmetic or the headers. */
+static bool reply_in_range(redisReply *const *e, int n)
+{
+    if (!in_range(e[0]->integer, 0, SLUICE_TIME_MAX_MS))
+        return false;
+    for (int i = 0; i < n; i++) {
+        redisReply *const *x = e + 1 + 6 * i;
+        if (!in_range(x[0]->integer, 0, 1) || !in_range(x[1]->integer, 0, SLUICE_LIMIT_MAX) ||
+            !in_range(x[2]->integer, 0, SLUICE_LIMIT_MAX) ||
+            !in_range(x[3]->integer, 0, SLUICE_TIME_MAX_MS) ||
+            !in_range(x[4]->integer, -1, SLUICE_TIME_MAX_MS) ||
+            !in_range(x[5]->integer, 0, SLUICE_TIME_MAX_MS))
+            return false;
+    }
+    return true;
+}
+
 int sluice__redis_parse(const redisReply *reply, const sluice__op *op, sluice_decision *out,
                         sluice_error *err)
 {
@@ -277,6 +308,8 @@ int sluice__redis_parse(const redisReply *reply, const sluice__op *op, sluice_de
         if (reply->element[i]->type != REDIS_REPLY_INTEGER)
             return sluice__redis_error(err, SLUICE_ESTORE, "unexpected reply to the script", NULL);
     }
+    if (!reply_in_range(reply->element, n))
+        return sluice__redis_error(err, SLUICE_ESTORE, "the script's reply is out of range", NULL);
     memset(out, 0, sizeof(*out));
     out->now_ms = reply->element[0]->integer;
     out->nlimits = n;

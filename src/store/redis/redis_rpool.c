@@ -10,7 +10,14 @@
  * still does all the RESP parsing; this only places its results.
  * Single-threaded like the loop that owns the link; the pool outlives every
  * object (the link frees it after its context).
+ *
+ * Both kinds of reader (these pooled objects, and hiredis's own in the
+ * blocking contexts) bound the elements of one reply: hiredis allocates an
+ * array's element vector as soon as it reads "*<n>", so ten bytes from a
+ * broken or hostile server would otherwise cost 8*n bytes (16 GB for
+ * n = 2^31-1, any number of times in nested arrays).
  */
+#include <pthread.h>
 #include <stddef.h>
 #include <string.h>
 
@@ -62,6 +69,69 @@ void sluice__redis_rpool_free(sluice__redis_rpool *p)
     sluice__free(p);
 }
 
+/* ---- the bound on one reply ------------------------------------------- */
+
+/*
+ * Counts an array of elements into its reply; false past the bound.  The
+ * count lives in the root array's `integer`, which hiredis leaves unused for
+ * arrays: no state outside the reply, so interleaved replies of many
+ * connections on one thread cannot mix.  A refused array makes the reader
+ * report out of memory (its only way to hear of a failed object), and the
+ * connection is dropped like for any protocol error.
+ */
+static bool reply_budget(const redisReadTask *task, int elements)
+{
+    if (elements < 0 || elements > SLUICE_REDIS_REPLY_ELEMENTS_MAX)
+        return false;
+    const redisReadTask *t = task;
+    while (t->parent)
+        t = t->parent;
+    if (t == task)
+        return true; /* the root: counted once it exists */
+    redisReply *root = t->obj;
+    if (root->integer > SLUICE_REDIS_REPLY_ELEMENTS_MAX - elements)
+        return false;
+    root->integer += elements;
+    return true;
+}
+
+static void *(*hiredis_create_array)(const redisReadTask *, int);
+static redisReplyObjectFunctions bounded_functions;
+static pthread_once_t bounded_once = PTHREAD_ONCE_INIT;
+
+static void *bounded_create_array(const redisReadTask *task, int elements)
+{
+    if (!reply_budget(task, elements))
+        return NULL;
+    redisReply *r = hiredis_create_array(task, elements);
+    if (r && !task->parent)
+        r->integer = elements;
+    return r;
+}
+
+static void bounded_init(void)
+{
+    /* hiredis's own functions are static: take them from a fresh reader */
+    redisReader *r = redisReaderCreate();
+    if (!r)
+        return;
+    bounded_functions = *r->fn;
+    hiredis_create_array = r->fn->createArray;
+    bounded_functions.createArray = bounded_create_array;
+    redisReaderFree(r);
+}
+
+int sluice__redis_reader_bound(redisReader *reader)
+{
+    pthread_once(&bounded_once, bounded_init);
+    if (!hiredis_create_array)
+        return SLUICE_ENOMEM;
+    reader->fn = &bounded_functions;
+    return 0;
+}
+
+/* ---- pooled objects ---------------------------------------------------- */
+
 /* A zeroed object of type, hung under its parent array if any. */
 static redisReply *node_get(const redisReadTask *task, int type)
 {
@@ -104,6 +174,8 @@ static void *create_array(const redisReadTask *task, int elements)
 {
     sluice__redis_rpool *p = task->privdata;
     redisReply **element = NULL;
+    if (!reply_budget(task, elements))
+        return NULL;
     if (elements > 0 && elements <= VEC_CAP && p->vecs) {
         rvec *v = p->vecs;
         p->vecs = v->next;
@@ -124,6 +196,8 @@ static void *create_array(const redisReadTask *task, int elements)
     }
     r->element = element;
     r->elements = elements > 0 ? (size_t)elements : 0;
+    if (!task->parent)
+        r->integer = elements; /* reply_budget's count */
     return r;
 }
 

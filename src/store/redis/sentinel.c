@@ -45,11 +45,52 @@ static redisContext *sentinel_connect(sluice__sentinel *s, int i)
 {
     redisContext *c =
         redisConnectWithTimeout(s->hosts[i], s->ports[i], sluice__redis_tv_ms(s->io_ms));
-    if (c && !c->err && redisSetTimeout(c, sluice__redis_tv_ms(s->io_ms)) == REDIS_OK)
+    if (c && !c->err && redisSetTimeout(c, sluice__redis_tv_ms(s->io_ms)) == REDIS_OK &&
+        sluice__redis_reader_bound(c->reader) == 0)
         return c;
     if (c)
         redisFree(c);
     return NULL;
+}
+
+/* ---- replies of a sentinel (pure: the fuzz target drives them) ---------- */
+
+int sluice__sentinel_parse_addr(const redisReply *rep, char *host, size_t size, int *port)
+{
+    if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements != 2 ||
+        rep->element[0]->type != REDIS_REPLY_STRING || rep->element[1]->type != REDIS_REPLY_STRING)
+        return -1;
+    char *end;
+    long p = strtol(rep->element[1]->str, &end, 10);
+    if (*end || end == rep->element[1]->str || p <= 0 || p >= 65536)
+        return -1;
+    /* a host with a NUL inside would name another host than the one sent */
+    const redisReply *h = rep->element[0];
+    if (h->len == 0 || h->len >= size || memchr(h->str, '\0', h->len))
+        return -1;
+    memcpy(host, h->str, h->len + 1);
+    *port = (int)p;
+    return 0;
+}
+
+int sluice__sentinel_parse_switch(const redisReply *m, const char *master, char *host, size_t size,
+                                  int *port)
+{
+    /* ["message", "+switch-master", "<name> <oldip> <oldport> <newip> <newport>"] */
+    if (!m || m->type != REDIS_REPLY_ARRAY || m->elements != 3 ||
+        m->element[2]->type != REDIS_REPLY_STRING)
+        return -1;
+    char name[256], oldip[SLUICE_REDIS_HOST_MAX], newip[SLUICE_REDIS_HOST_MAX];
+    int oldport, newport;
+    _Static_assert(SLUICE_REDIS_HOST_MAX >= 256, "%255s below needs 256 bytes");
+    if (sscanf(m->element[2]->str, "%255s %255s %d %255s %d", name, oldip, &oldport, newip,
+               &newport) != 5)
+        return -1;
+    if (strcmp(name, master) != 0 || newport <= 0 || newport >= 65536 || strlen(newip) >= size)
+        return -1;
+    memcpy(host, newip, strlen(newip) + 1);
+    *port = newport;
+    return 0;
 }
 
 /* Asks the sentinels for the master; 0 when one answered with an address. */
@@ -60,26 +101,18 @@ static int resolve(sluice__sentinel *s)
         if (!c)
             continue;
         redisReply *rep = redisCommand(c, "SENTINEL get-master-addr-by-name %s", s->master);
-        int ok = rep && rep->type == REDIS_REPLY_ARRAY && rep->elements == 2 &&
-                 rep->element[0]->type == REDIS_REPLY_STRING &&
-                 rep->element[1]->type == REDIS_REPLY_STRING;
+        char host[SLUICE_REDIS_HOST_MAX];
+        int port;
+        int ok = sluice__sentinel_parse_addr(rep, host, sizeof(host), &port) == 0;
         if (ok) {
-            char *end;
-            long port = strtol(rep->element[1]->str, &end, 10);
-            if (*end)
-                port = 0;
-            if (port > 0 && port < 65536 && rep->element[0]->len < SLUICE_REDIS_HOST_MAX) {
-                sluice__redis_set_addr(s->r, rep->element[0]->str, (int)port);
-                if (i > 0) { /* a sentinel that answers goes first next time */
-                    char *h = s->hosts[i];
-                    int p = s->ports[i];
-                    s->hosts[i] = s->hosts[0];
-                    s->ports[i] = s->ports[0];
-                    s->hosts[0] = h;
-                    s->ports[0] = p;
-                }
-            } else {
-                ok = 0;
+            sluice__redis_set_addr(s->r, host, port);
+            if (i > 0) { /* a sentinel that answers goes first next time */
+                char *h = s->hosts[i];
+                int p = s->ports[i];
+                s->hosts[i] = s->hosts[0];
+                s->ports[i] = s->ports[0];
+                s->hosts[0] = h;
+                s->ports[0] = p;
             }
         }
         if (rep)
@@ -91,19 +124,13 @@ static int resolve(sluice__sentinel *s)
     return -1;
 }
 
-/* Handles one pub/sub message; "+switch-master <name> <oldip> <oldport> <newip> <newport>". */
+/* Handles one pub/sub message of the +switch-master channel. */
 static void on_message(sluice__sentinel *s, redisReply *m)
 {
-    if (m->type != REDIS_REPLY_ARRAY || m->elements != 3 ||
-        m->element[2]->type != REDIS_REPLY_STRING)
-        return;
-    char name[256], oldip[SLUICE_REDIS_HOST_MAX], newip[SLUICE_REDIS_HOST_MAX];
-    int oldport, newport;
-    if (sscanf(m->element[2]->str, "%255s %255s %d %255s %d", name, oldip, &oldport, newip,
-               &newport) != 5)
-        return;
-    if (strcmp(name, s->master) == 0 && newport > 0 && newport < 65536)
-        sluice__redis_set_addr(s->r, newip, newport);
+    char host[SLUICE_REDIS_HOST_MAX];
+    int port;
+    if (sluice__sentinel_parse_switch(m, s->master, host, sizeof(host), &port) == 0)
+        sluice__redis_set_addr(s->r, host, port);
 }
 
 /* Waits up to ms for stop or kick; returns true when stopping. */

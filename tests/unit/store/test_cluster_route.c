@@ -2,8 +2,11 @@
 /*
  * test_cluster_route.c - the routing pieces of redis+cluster:// that need no
  * server: the slot of a decision's keys, and how error replies are read
- * (MOVED and ASK targets, empty hosts, retryable errors, NOSCRIPT).
+ * (MOVED and ASK targets, empty hosts, retryable errors, NOSCRIPT), and
+ * the slot map of a CLUSTER SLOTS reply, read from hiredis's reader.
  */
+#include <stdlib.h>
+
 #include "store/redis/cluster_int.h"
 #include "test.h"
 
@@ -85,11 +88,60 @@ static void test_wait_ms(void)
     ASSERT_EQ(sluice__cluster_wait_ms(20), 10);
 }
 
+static redisReply *read_reply(const char *bytes)
+{
+    redisReader *r = redisReaderCreate();
+    ASSERT(r);
+    ASSERT_EQ(redisReaderFeed(r, bytes, strlen(bytes)), REDIS_OK);
+    void *reply = NULL;
+    ASSERT_EQ(redisReaderGetReply(r, &reply), REDIS_OK);
+    ASSERT(reply);
+    redisReaderFree(r);
+    return reply;
+}
+
+/* A reply of nothing but malformed entries used to install an empty map
+ * (every slot without a master until the next refresh); the old map stays. */
+static void test_apply_slots(void)
+{
+    sluice__cluster *cs = calloc(1, sizeof(*cs));
+    ASSERT(cs);
+    pthread_mutex_init(&cs->topo_mu, NULL);
+    for (int i = 0; i < SLUICE_CLUSTER_NODES_MAX; i++)
+        for (int j = 0; j < SLUICE_CLUSTER_POOL; j++)
+            pthread_mutex_init(&cs->nodes[i].pool[j].mu, NULL);
+    for (int s = 0; s < SLUICE_CLUSTER_SLOTS; s++)
+        cs->slots[s] = SLUICE_CLUSTER_NO_NODE;
+    redisReply *ok = read_reply("*2\r\n*3\r\n:0\r\n:8191\r\n*2\r\n$1\r\na\r\n:7000\r\n"
+                                "*3\r\n:8192\r\n:16383\r\n*2\r\n$0\r\n\r\n:7001\r\n");
+    ASSERT_EQ(sluice__cluster_apply_slots(cs, ok, "seed"), 0);
+    int a = sluice__cluster_slot_node(cs, 0), b = sluice__cluster_slot_node(cs, 16383);
+    ASSERT(a != SLUICE_CLUSTER_NO_NODE && b != SLUICE_CLUSTER_NO_NODE && a != b);
+    ASSERT_STREQ(cs->nodes[b].host, "seed"); /* an empty host is the one asked */
+    static const char *const bad[] = {
+        "*1\r\n:5\r\n",
+        "*1\r\n*3\r\n:9\r\n:3\r\n*2\r\n$1\r\na\r\n:7000\r\n", /* lo > hi */
+        "*1\r\n*3\r\n:0\r\n:16384\r\n*2\r\n$1\r\na\r\n:7000\r\n",
+        "*1\r\n*3\r\n:0\r\n:5\r\n*2\r\n$1\r\na\r\n:0\r\n", /* port 0 */
+        "*0\r\n",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        redisReply *r = read_reply(bad[i]);
+        ASSERT_EQ(sluice__cluster_apply_slots(cs, r, "seed"), -1);
+        freeReplyObject(r);
+        ASSERT_EQ(sluice__cluster_slot_node(cs, 0), a);
+        ASSERT_EQ(sluice__cluster_slot_node(cs, 16383), b);
+    }
+    freeReplyObject(ok);
+    free(cs);
+}
+
 int main(void)
 {
     RUN(test_redirects);
     RUN(test_other_errors);
     RUN(test_op_slot);
     RUN(test_wait_ms);
+    RUN(test_apply_slots);
     return test_done();
 }

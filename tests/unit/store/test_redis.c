@@ -163,6 +163,21 @@ static void test_format_and_parse(void)
     ASSERT_EQ(d.retry_after_ms, 59958);
     ASSERT_EQ(d.limits[0].remaining, 17);
     ASSERT_EQ(d.limits[1].window_ms, 60000);
+    /* numbers no sluice script returns are refused: a server time past
+     * SLUICE_TIME_MAX_MS overflowed the deny cache's clock (fuzz_redis_reply) */
+    static const struct {
+        int i;
+        int64_t v;
+    } bad[] = {{0, INT64_MAX}, {0, -1},        {1, 2},
+               {2, -1},        {3, -5},        {4, INT64_MAX},
+               {5, -2},        {6, INT64_MIN}, {11, SLUICE_TIME_MAX_MS + 1}};
+    for (size_t k = 0; k < sizeof(bad) / sizeof(bad[0]); k++) {
+        el[bad[k].i].integer = bad[k].v;
+        ASSERT_EQ(sluice__redis_parse(&top, &op, &d, &err), SLUICE_ESTORE);
+        ASSERT_CONTAINS(err.msg, "out of range");
+        el[bad[k].i].integer = vals[bad[k].i];
+    }
+    ASSERT_EQ(sluice__redis_parse(&top, &op, &d, &err), 0);
     top.elements = 12;
     ASSERT_EQ(sluice__redis_parse(&top, &op, &d, &err), SLUICE_ESTORE);
     redisReply e = {0};

@@ -6,7 +6,9 @@
  * arguments, for random ops (any key bytes, extreme numbers, 1 to 8
  * limits); and replies built by the pooled reader functions
  * (redis_rpool.c) equal hiredis's own, fed whole or byte by byte, with
- * half-read replies returned to the pool when the reader is freed.
+ * half-read replies returned to the pool when the reader is freed; and
+ * both kinds of reader refuse a reply of more than 2^20 elements (nested
+ * arrays counted together) before allocating it.
  */
 #include <inttypes.h>
 #include <stdbool.h>
@@ -102,7 +104,9 @@ static void test_format_evalsha_matches_hiredis(void)
                          lims,
                          n,
                          (int64_t)(xs(&rng) % 1000),
-                         t % 3 ? SLUICE_NOW : (int64_t)(xs(&rng) >> 1)};
+                         t % 3 ? SLUICE_NOW : (int64_t)(xs(&rng) % (SLUICE_TIME_MAX_MS + 1))};
+        if (t % 13 == 0 && op.now_ms != SLUICE_NOW)
+            op.now_ms = SLUICE_TIME_MAX_MS; /* the latest time accepted */
         if (t % 11 == 0)
             op.cost = INT64_MAX;
         char *ref = NULL;
@@ -124,6 +128,8 @@ static void test_format_evalsha_matches_hiredis(void)
     ASSERT_EQ(sluice__redis_format_evalsha(sha, &op, buf, sizeof(buf)), SLUICE_EINVAL);
     op.nlimits = 1;
     op.now_ms = -5;
+    ASSERT_EQ(sluice__redis_format_evalsha(sha, &op, buf, sizeof(buf)), SLUICE_EINVAL);
+    op.now_ms = SLUICE_TIME_MAX_MS + 1;
     ASSERT_EQ(sluice__redis_format_evalsha(sha, &op, buf, sizeof(buf)), SLUICE_EINVAL);
 }
 
@@ -203,10 +209,49 @@ static void test_reply_pool_matches_hiredis(void)
     sluice__redis_rpool_free(pool);
 }
 
+/* 1: a reply; 0: needs more; -1: refused.  The reader is bounded first. */
+static int read_one(sluice__redis_rpool *pool, const char *bytes)
+{
+    size_t len = strlen(bytes);
+    redisReader *r = redisReaderCreate();
+    ASSERT(r);
+    if (pool)
+        sluice__redis_rpool_use(pool, r);
+    else
+        ASSERT_EQ(sluice__redis_reader_bound(r), 0);
+    ASSERT_EQ(redisReaderFeed(r, bytes, len), REDIS_OK);
+    void *reply = NULL;
+    int rc = redisReaderGetReply(r, &reply) != REDIS_OK ? -1 : reply ? 1 : 0;
+    if (reply)
+        r->fn->freeObject(reply);
+    redisReaderFree(r);
+    return rc;
+}
+
+static void test_reply_elements_bound(void)
+{
+    sluice__redis_rpool *pool = sluice__redis_rpool_new();
+    ASSERT(pool);
+    for (int k = 0; k < 2; k++) {
+        sluice__redis_rpool *p = k ? pool : NULL;
+        ASSERT_EQ(read_one(p, "*2\r\n:1\r\n*1\r\n:2\r\n"), 1);
+        /* the bound itself is fine (a partial reply: the elements never come) */
+        ASSERT_EQ(read_one(p, "*1048576\r\n"), 0);
+        /* one more is refused before its 8 MB of pointers are allocated */
+        ASSERT_EQ(read_one(p, "*1048577\r\n"), -1);
+        ASSERT_EQ(read_one(p, "*2147483647\r\n"), -1);
+        /* nested arrays count together: 2^20 + 2 elements in all */
+        ASSERT_EQ(read_one(p, "*2\r\n*1048576\r\n"), -1);
+        ASSERT_EQ(read_one(p, "*2\r\n*524288\r\n"), 0);
+    }
+    sluice__redis_rpool_free(pool);
+}
+
 int main(void)
 {
     seed = test_seed();
     RUN(test_format_evalsha_matches_hiredis);
     RUN(test_reply_pool_matches_hiredis);
+    RUN(test_reply_elements_bound);
     return test_done();
 }

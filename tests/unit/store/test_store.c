@@ -545,6 +545,37 @@ static void test_async_redis_down(void)
     }
 }
 
+/* Explicit times up to SLUICE_TIME_MAX_MS decide, with the longest windows
+ * (no overflow: the ASan+UBSan build checks); later ones are refused.
+ * replay passed any int64 time: 2^63-1 on a 366-day sliding window
+ * overflowed the end of the next window (found by fuzz_replay). */
+static void test_time_bound(void)
+{
+    sluice_config *cfg = load("rules:\n"
+                              "  - name: far\n"
+                              "    limits:\n"
+                              "      - { algorithm: sliding_window, limit: 142418, window: 366d }\n"
+                              "      - { algorithm: fixed_window, limit: 3, window: 366d }\n"
+                              "      - { algorithm: sliding_log, limit: 10000, window: 366d }\n"
+                              "      - { algorithm: token_bucket, limit: 1000000000, "
+                              "window: 4503599ms }\n"
+                              "      - { algorithm: leaky_bucket, limit: 5, window: 366d }\n");
+    sluice_store *s = NULL;
+    sluice_error err;
+    ASSERT_EQ(sluice_store_open(&s, "memory://", NULL, &err), 0);
+    sluice_match m;
+    match(cfg, "far", "k", &m);
+    sluice_decision d;
+    ASSERT_EQ(sluice_decide(s, cfg, &m, 1, SLUICE_TIME_MAX_MS - 1, &d, &err), 0);
+    ASSERT_EQ(sluice_decide(s, cfg, &m, 1, SLUICE_TIME_MAX_MS, &d, &err), 0);
+    ASSERT(d.allowed);
+    ASSERT_EQ(sluice_decide(s, cfg, &m, 1, SLUICE_TIME_MAX_MS + 1, &d, &err), SLUICE_EINVAL);
+    ASSERT_EQ(sluice_decide(s, cfg, &m, 1, INT64_MAX, &d, &err), SLUICE_EINVAL);
+    ASSERT_EQ(sluice_decide(s, cfg, &m, 1, -1, &d, &err), SLUICE_EINVAL);
+    sluice_store_close(s);
+    sluice_config_free(cfg);
+}
+
 int main(void)
 {
     RUN(test_fail_open);
@@ -552,6 +583,7 @@ int main(void)
     RUN(test_fail_local);
     RUN(test_shadow);
     RUN(test_decide_config);
+    RUN(test_time_bound);
     RUN(test_async_inline);
     RUN(test_async_store);
     RUN(test_redis_down);
