@@ -46,9 +46,13 @@ sluice_fuzz(url ${CMAKE_SOURCE_DIR}/src/daemon/log.c)
 set(SLUICE_FUZZ_FLAGS_redis_reply -malloc_limit_mb=64)
 sluice_fuzz(redis_reply)
 sluice_fuzz(replay ${SLUICE_FUZZ_CLI_SRC})
-sluice_fuzz(http ${SLUICE_FUZZ_DIR}/fuzz_sluiced.c ${SLUICE_FUZZ_DAEMON_SRC})
-target_link_libraries(fuzz_http PRIVATE http_parser)
-sluice_fuzz(json ${SLUICE_FUZZ_DIR}/fuzz_sluiced.c ${SLUICE_FUZZ_DAEMON_SRC})
-target_link_libraries(fuzz_json PRIVATE http_parser)
+# sluiced's sources include the gRPC listener: its generated protobuf-c code
+# and nghttp2 link in as for sluiced itself.
+foreach(t http json)
+  sluice_fuzz(${t} ${SLUICE_FUZZ_DIR}/fuzz_sluiced.c ${SLUICE_FUZZ_DAEMON_SRC}
+              $<TARGET_OBJECTS:sluice_proto>)
+  target_include_directories(fuzz_${t} PRIVATE ${SLUICE_PROTO_GEN})
+  target_link_libraries(fuzz_${t} PRIVATE http_parser PkgConfig::NGHTTP2 PkgConfig::PROTOBUFC)
+endforeach()
 
 add_custom_target(fuzz_targets DEPENDS ${SLUICE_FUZZ_TARGETS})
