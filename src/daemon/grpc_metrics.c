@@ -6,12 +6,12 @@
  * atomics on the request path, as metrics.c; the method label is bounded
  * (ShouldRateLimit, Check, other), so is the code (17 gRPC statuses).
  */
-#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 
 #include "grpc.h"
+#include "textout.h"
 
 static const int64_t bounds_us[] = {50,   100,   250,   500,   1000,   2500,
                                     5000, 10000, 25000, 50000, 100000, 250000};
@@ -54,50 +54,22 @@ void sluiced_grpc_metrics_abuse(void)
     atomic_fetch_add_explicit(&aborted, 1, memory_order_relaxed);
 }
 
-typedef struct out {
-    char *p;
-    size_t len, cap;
-} out;
-
-static void put(out *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void put(out *o, const char *fmt, ...)
-{
-    for (;;) {
-        va_list ap;
-        va_start(ap, fmt);
-        int n = vsnprintf(o->p + o->len, o->cap - o->len, fmt, ap);
-        va_end(ap);
-        if (n < 0)
-            return;
-        if ((size_t)n < o->cap - o->len) {
-            o->len += (size_t)n;
-            return;
-        }
-        size_t cap = o->cap * 2 + (size_t)n;
-        char *p = realloc(o->p, cap);
-        if (!p)
-            abort(); /* the daemon's OOM policy */
-        o->p = p;
-        o->cap = cap;
-    }
-}
-
 char *sluiced_grpc_metrics_render(size_t *len)
 {
-    out o = {malloc(8192), 0, 8192};
+    sluiced_out o = {malloc(8192), 0, 8192};
     if (!o.p)
         abort();
-    put(&o, "# HELP sluice_grpc_requests_total gRPC calls by method and grpc-status.\n"
+    sluiced_putf(&o, "# HELP sluice_grpc_requests_total gRPC calls by method and grpc-status.\n"
             "# TYPE sluice_grpc_requests_total counter\n");
     for (int m = 0; m < GRPC_NMETHODS; m++)
         for (int s = 0; s < GRPC_NSTATUS; s++) {
             uint64_t v = atomic_load(&calls[m][s]);
             /* OK always for the served methods; other codes once seen */
             if (v || (s == GRPC_OK && m != GRPC_M_OTHER))
-                put(&o, "sluice_grpc_requests_total{method=\"%s\",code=\"%s\"} %llu\n",
+                sluiced_putf(&o, "sluice_grpc_requests_total{method=\"%s\",code=\"%s\"} %llu\n",
                     method_name[m], status_name[s], (unsigned long long)v);
         }
-    put(&o, "# HELP sluice_grpc_request_duration_seconds gRPC call latency, request headers "
+    sluiced_putf(&o, "# HELP sluice_grpc_request_duration_seconds gRPC call latency, request headers "
             "received to reply submitted.\n"
             "# TYPE sluice_grpc_request_duration_seconds histogram\n");
     for (int m = 0; m < GRPC_NMETHODS; m++) {
@@ -105,19 +77,19 @@ char *sluiced_grpc_metrics_render(size_t *len)
         for (int b = 0; b <= NB; b++) {
             total += atomic_load(&lat[m][b]);
             if (b < NB)
-                put(&o,
+                sluiced_putf(&o,
                     "sluice_grpc_request_duration_seconds_bucket{method=\"%s\",le=\"%g\"} "
                     "%llu\n",
                     method_name[m], (double)bounds_us[b] / 1e6, (unsigned long long)total);
         }
-        put(&o,
+        sluiced_putf(&o,
             "sluice_grpc_request_duration_seconds_bucket{method=\"%s\",le=\"+Inf\"} %llu\n"
             "sluice_grpc_request_duration_seconds_sum{method=\"%s\"} %.6f\n"
             "sluice_grpc_request_duration_seconds_count{method=\"%s\"} %llu\n",
             method_name[m], (unsigned long long)total, method_name[m],
             (double)atomic_load(&lat_sum_us[m]) / 1e6, method_name[m], (unsigned long long)total);
     }
-    put(&o,
+    sluiced_putf(&o,
         "# HELP sluice_grpc_connections Open gRPC (HTTP/2) client connections.\n"
         "# TYPE sluice_grpc_connections gauge\n"
         "sluice_grpc_connections %d\n"

@@ -8,7 +8,6 @@
  * from the same reads, so +Inf always equals _count).
  */
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +18,7 @@
 #include "rls/rls_metrics.h"
 #include "store/redis/deny_cache.h"
 #include "store/redis/redis_engine.h"
+#include "textout.h"
 
 /* Upper bounds of the latency histogram, in microseconds. */
 static const int64_t lat_bounds_us[] = {50,   100,   250,   500,   1000,   2500,
@@ -103,93 +103,64 @@ void sluiced_metrics_connections(int delta)
     atomic_fetch_add_explicit(&connections, delta, memory_order_relaxed);
 }
 
-/* A growing output buffer; the daemon aborts on OOM rather than lie. */
-typedef struct out {
-    char *p;
-    size_t len, cap;
-} out;
-
-static void put(out *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void put(out *o, const char *fmt, ...)
-{
-    for (;;) {
-        va_list ap;
-        va_start(ap, fmt);
-        int n = vsnprintf(o->p + o->len, o->cap - o->len, fmt, ap);
-        va_end(ap);
-        if (n < 0)
-            return;
-        if ((size_t)n < o->cap - o->len) {
-            o->len += (size_t)n;
-            return;
-        }
-        size_t cap = o->cap * 2 + (size_t)n;
-        char *p = realloc(o->p, cap);
-        if (!p)
-            abort();
-        o->p = p;
-        o->cap = cap;
-    }
-}
-
 /* Rule names are [A-Za-z0-9_.-] (policy validates), so they need no escaping. */
 char *sluiced_metrics_render(size_t keys, size_t *len)
 {
-    out o = {malloc(8192), 0, 8192};
+    sluiced_out o = {malloc(8192), 0, 8192};
     if (!o.p)
         abort();
     static const char *res_name[SLUICED_RES_N] = {"allowed", "denied", "shadow_denied"};
 
-    put(&o,
+    sluiced_putf(&o,
         "# HELP sluice_build_info Version of sluiced.\n"
         "# TYPE sluice_build_info gauge\n"
         "sluice_build_info{version=\"%s\"} 1\n",
         SLUICE_VERSION);
-    put(&o, "# HELP sluice_decisions_total Decisions by rule and result.\n"
+    sluiced_putf(&o, "# HELP sluice_decisions_total Decisions by rule and result.\n"
             "# TYPE sluice_decisions_total counter\n");
     int n = atomic_load(&nslots);
     for (int i = 0; i < n; i++)
         for (int r = 0; r < SLUICED_RES_N; r++)
-            put(&o, "sluice_decisions_total{rule=\"%s\",result=\"%s\"} %llu\n", slots[i].name,
+            sluiced_putf(&o, "sluice_decisions_total{rule=\"%s\",result=\"%s\"} %llu\n", slots[i].name,
                 res_name[r], (unsigned long long)atomic_load(&slots[i].count[r]));
 
     uint64_t b[NBOUNDS + 1], total = 0;
     for (int i = 0; i <= NBOUNDS; i++)
         b[i] = atomic_load(&lat_bucket[i]);
     uint64_t sum = atomic_load(&lat_sum_us);
-    put(&o, "# HELP sluice_decision_duration_seconds Decision latency, request parsed to "
+    sluiced_putf(&o, "# HELP sluice_decision_duration_seconds Decision latency, request parsed to "
             "decision made.\n"
             "# TYPE sluice_decision_duration_seconds histogram\n");
     for (int i = 0; i < NBOUNDS; i++) {
         total += b[i];
-        put(&o, "sluice_decision_duration_seconds_bucket{le=\"%g\"} %llu\n",
+        sluiced_putf(&o, "sluice_decision_duration_seconds_bucket{le=\"%g\"} %llu\n",
             (double)lat_bounds_us[i] / 1e6, (unsigned long long)total);
     }
     total += b[NBOUNDS];
-    put(&o, "sluice_decision_duration_seconds_bucket{le=\"+Inf\"} %llu\n",
+    sluiced_putf(&o, "sluice_decision_duration_seconds_bucket{le=\"+Inf\"} %llu\n",
         (unsigned long long)total);
-    put(&o, "sluice_decision_duration_seconds_sum %.6f\n", (double)sum / 1e6);
-    put(&o, "sluice_decision_duration_seconds_count %llu\n", (unsigned long long)total);
+    sluiced_putf(&o, "sluice_decision_duration_seconds_sum %.6f\n", (double)sum / 1e6);
+    sluiced_putf(&o, "sluice_decision_duration_seconds_count %llu\n", (unsigned long long)total);
 
-    put(&o,
+    sluiced_putf(&o,
         "# HELP sluice_store_errors_total Decisions the store failed to make.\n"
         "# TYPE sluice_store_errors_total counter\n"
         "sluice_store_errors_total %llu\n",
         (unsigned long long)atomic_load(&store_errors));
     static const char *mode[3] = {"allow", "deny", "local"};
-    put(&o, "# HELP sluice_store_fallbacks_total Decisions made by on_store_error.\n"
+    sluiced_putf(&o, "# HELP sluice_store_fallbacks_total Decisions made by on_store_error.\n"
             "# TYPE sluice_store_fallbacks_total counter\n");
     for (int i = 0; i < 3; i++)
-        put(&o, "sluice_store_fallbacks_total{mode=\"%s\"} %llu\n", mode[i],
+        sluiced_putf(&o, "sluice_store_fallbacks_total{mode=\"%s\"} %llu\n", mode[i],
             (unsigned long long)atomic_load(&fallbacks[i]));
-    put(&o,
+    sluiced_putf(&o,
         "# HELP sluice_keys_held Keys held by the in-process store (or local fallback).\n"
         "# TYPE sluice_keys_held gauge\n"
         "sluice_keys_held %zu\n",
         keys);
     uint64_t dc_hits, dc_entries;
     sluice__deny_cache_totals(&dc_hits, &dc_entries);
-    put(&o,
+    sluiced_putf(&o,
         "# HELP sluice_deny_cache_hits_total Denials answered by the Redis deny cache, "
         "without a round trip.\n"
         "# TYPE sluice_deny_cache_hits_total counter\n"
@@ -202,7 +173,7 @@ char *sluiced_metrics_render(size_t keys, size_t *len)
     uint64_t eng_lua, eng_mod;
     sluice__redis_engine_totals(&eng, &eng_lua, &eng_mod);
     if (eng >= 0)
-        put(&o,
+        sluiced_putf(&o,
             "# HELP sluice_store_engine The Redis engine of the latest connection set up "
             "(engine=auto detects per connection).\n"
             "# TYPE sluice_store_engine gauge\n"
@@ -214,22 +185,22 @@ char *sluiced_metrics_render(size_t keys, size_t *len)
             "sluice_store_engine_connections_total{engine=\"lua\"} %llu\n"
             "sluice_store_engine_connections_total{engine=\"module\"} %llu\n",
             eng == 0, eng == 1, (unsigned long long)eng_lua, (unsigned long long)eng_mod);
-    put(&o, "# HELP sluice_http_responses_total HTTP responses by status code.\n"
+    sluiced_putf(&o, "# HELP sluice_http_responses_total HTTP responses by status code.\n"
             "# TYPE sluice_http_responses_total counter\n");
     for (int i = 0; i <= NCODES; i++) {
         uint64_t v = atomic_load(&responses[i]);
         if (i < NCODES)
-            put(&o, "sluice_http_responses_total{code=\"%d\"} %llu\n", codes[i],
+            sluiced_putf(&o, "sluice_http_responses_total{code=\"%d\"} %llu\n", codes[i],
                 (unsigned long long)v);
         else
-            put(&o, "sluice_http_responses_total{code=\"other\"} %llu\n", (unsigned long long)v);
+            sluiced_putf(&o, "sluice_http_responses_total{code=\"other\"} %llu\n", (unsigned long long)v);
     }
-    put(&o,
+    sluiced_putf(&o,
         "# HELP sluice_http_connections Open client connections.\n"
         "# TYPE sluice_http_connections gauge\n"
         "sluice_http_connections %d\n",
         atomic_load(&connections));
-    put(&o,
+    sluiced_putf(&o,
         "# HELP sluice_config_reloads_total Config reloads by result.\n"
         "# TYPE sluice_config_reloads_total counter\n"
         "sluice_config_reloads_total{result=\"ok\"} %llu\n"
@@ -239,10 +210,10 @@ char *sluiced_metrics_render(size_t keys, size_t *len)
     char *rls = sluice__rls_metrics_render(&rlen); /* Envoy RLS descriptor counters */
     if (!rls)
         abort();
-    put(&o, "%s", rls);
+    sluiced_putf(&o, "%s", rls);
     free(rls);
     char *grpc = sluiced_grpc_metrics_render(&rlen); /* the gRPC listener's calls */
-    put(&o, "%s", grpc);
+    sluiced_putf(&o, "%s", grpc);
     free(grpc);
     *len = o.len;
     return o.p;
