@@ -60,44 +60,46 @@ char *sluiced_grpc_metrics_render(size_t *len)
     if (!o.p)
         abort();
     sluiced_putf(&o, "# HELP sluice_grpc_requests_total gRPC calls by method and grpc-status.\n"
-            "# TYPE sluice_grpc_requests_total counter\n");
+                     "# TYPE sluice_grpc_requests_total counter\n");
     for (int m = 0; m < GRPC_NMETHODS; m++)
         for (int s = 0; s < GRPC_NSTATUS; s++) {
             uint64_t v = atomic_load(&calls[m][s]);
             /* OK always for the served methods; other codes once seen */
             if (v || (s == GRPC_OK && m != GRPC_M_OTHER))
                 sluiced_putf(&o, "sluice_grpc_requests_total{method=\"%s\",code=\"%s\"} %llu\n",
-                    method_name[m], status_name[s], (unsigned long long)v);
+                             method_name[m], status_name[s], (unsigned long long)v);
         }
-    sluiced_putf(&o, "# HELP sluice_grpc_request_duration_seconds gRPC call latency, request headers "
-            "received to reply submitted.\n"
-            "# TYPE sluice_grpc_request_duration_seconds histogram\n");
+    sluiced_putf(&o,
+                 "# HELP sluice_grpc_request_duration_seconds gRPC call latency, request headers "
+                 "received to reply submitted.\n"
+                 "# TYPE sluice_grpc_request_duration_seconds histogram\n");
     for (int m = 0; m < GRPC_NMETHODS; m++) {
         uint64_t total = 0;
         for (int b = 0; b <= NB; b++) {
             total += atomic_load(&lat[m][b]);
             if (b < NB)
                 sluiced_putf(&o,
-                    "sluice_grpc_request_duration_seconds_bucket{method=\"%s\",le=\"%g\"} "
-                    "%llu\n",
-                    method_name[m], (double)bounds_us[b] / 1e6, (unsigned long long)total);
+                             "sluice_grpc_request_duration_seconds_bucket{method=\"%s\",le=\"%g\"} "
+                             "%llu\n",
+                             method_name[m], (double)bounds_us[b] / 1e6, (unsigned long long)total);
         }
         sluiced_putf(&o,
-            "sluice_grpc_request_duration_seconds_bucket{method=\"%s\",le=\"+Inf\"} %llu\n"
-            "sluice_grpc_request_duration_seconds_sum{method=\"%s\"} %.6f\n"
-            "sluice_grpc_request_duration_seconds_count{method=\"%s\"} %llu\n",
-            method_name[m], (unsigned long long)total, method_name[m],
-            (double)atomic_load(&lat_sum_us[m]) / 1e6, method_name[m], (unsigned long long)total);
+                     "sluice_grpc_request_duration_seconds_bucket{method=\"%s\",le=\"+Inf\"} %llu\n"
+                     "sluice_grpc_request_duration_seconds_sum{method=\"%s\"} %.6f\n"
+                     "sluice_grpc_request_duration_seconds_count{method=\"%s\"} %llu\n",
+                     method_name[m], (unsigned long long)total, method_name[m],
+                     (double)atomic_load(&lat_sum_us[m]) / 1e6, method_name[m],
+                     (unsigned long long)total);
     }
     sluiced_putf(&o,
-        "# HELP sluice_grpc_connections Open gRPC (HTTP/2) client connections.\n"
-        "# TYPE sluice_grpc_connections gauge\n"
-        "sluice_grpc_connections %d\n"
-        "# HELP sluice_grpc_connections_aborted_total gRPC connections ended for a flood, "
-        "rapid reset or a bad preface.\n"
-        "# TYPE sluice_grpc_connections_aborted_total counter\n"
-        "sluice_grpc_connections_aborted_total %llu\n",
-        atomic_load(&conns), (unsigned long long)atomic_load(&aborted));
+                 "# HELP sluice_grpc_connections Open gRPC (HTTP/2) client connections.\n"
+                 "# TYPE sluice_grpc_connections gauge\n"
+                 "sluice_grpc_connections %d\n"
+                 "# HELP sluice_grpc_connections_aborted_total gRPC connections ended for a flood, "
+                 "rapid reset or a bad preface.\n"
+                 "# TYPE sluice_grpc_connections_aborted_total counter\n"
+                 "sluice_grpc_connections_aborted_total %llu\n",
+                 atomic_load(&conns), (unsigned long long)atomic_load(&aborted));
     *len = o.len;
     return o.p;
 }

@@ -112,68 +112,70 @@ char *sluiced_metrics_render(size_t keys, size_t *len)
     static const char *res_name[SLUICED_RES_N] = {"allowed", "denied", "shadow_denied"};
 
     sluiced_putf(&o,
-        "# HELP sluice_build_info Version of sluiced.\n"
-        "# TYPE sluice_build_info gauge\n"
-        "sluice_build_info{version=\"%s\"} 1\n",
-        SLUICE_VERSION);
+                 "# HELP sluice_build_info Version of sluiced.\n"
+                 "# TYPE sluice_build_info gauge\n"
+                 "sluice_build_info{version=\"%s\"} 1\n",
+                 SLUICE_VERSION);
     sluiced_putf(&o, "# HELP sluice_decisions_total Decisions by rule and result.\n"
-            "# TYPE sluice_decisions_total counter\n");
+                     "# TYPE sluice_decisions_total counter\n");
     int n = atomic_load(&nslots);
     for (int i = 0; i < n; i++)
         for (int r = 0; r < SLUICED_RES_N; r++)
-            sluiced_putf(&o, "sluice_decisions_total{rule=\"%s\",result=\"%s\"} %llu\n", slots[i].name,
-                res_name[r], (unsigned long long)atomic_load(&slots[i].count[r]));
+            sluiced_putf(&o, "sluice_decisions_total{rule=\"%s\",result=\"%s\"} %llu\n",
+                         slots[i].name, res_name[r],
+                         (unsigned long long)atomic_load(&slots[i].count[r]));
 
     uint64_t b[NBOUNDS + 1], total = 0;
     for (int i = 0; i <= NBOUNDS; i++)
         b[i] = atomic_load(&lat_bucket[i]);
     uint64_t sum = atomic_load(&lat_sum_us);
     sluiced_putf(&o, "# HELP sluice_decision_duration_seconds Decision latency, request parsed to "
-            "decision made.\n"
-            "# TYPE sluice_decision_duration_seconds histogram\n");
+                     "decision made.\n"
+                     "# TYPE sluice_decision_duration_seconds histogram\n");
     for (int i = 0; i < NBOUNDS; i++) {
         total += b[i];
         sluiced_putf(&o, "sluice_decision_duration_seconds_bucket{le=\"%g\"} %llu\n",
-            (double)lat_bounds_us[i] / 1e6, (unsigned long long)total);
+                     (double)lat_bounds_us[i] / 1e6, (unsigned long long)total);
     }
     total += b[NBOUNDS];
     sluiced_putf(&o, "sluice_decision_duration_seconds_bucket{le=\"+Inf\"} %llu\n",
-        (unsigned long long)total);
+                 (unsigned long long)total);
     sluiced_putf(&o, "sluice_decision_duration_seconds_sum %.6f\n", (double)sum / 1e6);
     sluiced_putf(&o, "sluice_decision_duration_seconds_count %llu\n", (unsigned long long)total);
 
     sluiced_putf(&o,
-        "# HELP sluice_store_errors_total Decisions the store failed to make.\n"
-        "# TYPE sluice_store_errors_total counter\n"
-        "sluice_store_errors_total %llu\n",
-        (unsigned long long)atomic_load(&store_errors));
+                 "# HELP sluice_store_errors_total Decisions the store failed to make.\n"
+                 "# TYPE sluice_store_errors_total counter\n"
+                 "sluice_store_errors_total %llu\n",
+                 (unsigned long long)atomic_load(&store_errors));
     static const char *mode[3] = {"allow", "deny", "local"};
     sluiced_putf(&o, "# HELP sluice_store_fallbacks_total Decisions made by on_store_error.\n"
-            "# TYPE sluice_store_fallbacks_total counter\n");
+                     "# TYPE sluice_store_fallbacks_total counter\n");
     for (int i = 0; i < 3; i++)
         sluiced_putf(&o, "sluice_store_fallbacks_total{mode=\"%s\"} %llu\n", mode[i],
-            (unsigned long long)atomic_load(&fallbacks[i]));
+                     (unsigned long long)atomic_load(&fallbacks[i]));
     sluiced_putf(&o,
-        "# HELP sluice_keys_held Keys held by the in-process store (or local fallback).\n"
-        "# TYPE sluice_keys_held gauge\n"
-        "sluice_keys_held %zu\n",
-        keys);
+                 "# HELP sluice_keys_held Keys held by the in-process store (or local fallback).\n"
+                 "# TYPE sluice_keys_held gauge\n"
+                 "sluice_keys_held %zu\n",
+                 keys);
     uint64_t dc_hits, dc_entries;
     sluice__deny_cache_totals(&dc_hits, &dc_entries);
     sluiced_putf(&o,
-        "# HELP sluice_deny_cache_hits_total Denials answered by the Redis deny cache, "
-        "without a round trip.\n"
-        "# TYPE sluice_deny_cache_hits_total counter\n"
-        "sluice_deny_cache_hits_total %llu\n"
-        "# HELP sluice_deny_cache_entries Denials held by the Redis deny cache.\n"
-        "# TYPE sluice_deny_cache_entries gauge\n"
-        "sluice_deny_cache_entries %llu\n",
-        (unsigned long long)dc_hits, (unsigned long long)dc_entries);
+                 "# HELP sluice_deny_cache_hits_total Denials answered by the Redis deny cache, "
+                 "without a round trip.\n"
+                 "# TYPE sluice_deny_cache_hits_total counter\n"
+                 "sluice_deny_cache_hits_total %llu\n"
+                 "# HELP sluice_deny_cache_entries Denials held by the Redis deny cache.\n"
+                 "# TYPE sluice_deny_cache_entries gauge\n"
+                 "sluice_deny_cache_entries %llu\n",
+                 (unsigned long long)dc_hits, (unsigned long long)dc_entries);
     int eng;
     uint64_t eng_lua, eng_mod;
     sluice__redis_engine_totals(&eng, &eng_lua, &eng_mod);
     if (eng >= 0)
-        sluiced_putf(&o,
+        sluiced_putf(
+            &o,
             "# HELP sluice_store_engine The Redis engine of the latest connection set up "
             "(engine=auto detects per connection).\n"
             "# TYPE sluice_store_engine gauge\n"
@@ -186,26 +188,28 @@ char *sluiced_metrics_render(size_t keys, size_t *len)
             "sluice_store_engine_connections_total{engine=\"module\"} %llu\n",
             eng == 0, eng == 1, (unsigned long long)eng_lua, (unsigned long long)eng_mod);
     sluiced_putf(&o, "# HELP sluice_http_responses_total HTTP responses by status code.\n"
-            "# TYPE sluice_http_responses_total counter\n");
+                     "# TYPE sluice_http_responses_total counter\n");
     for (int i = 0; i <= NCODES; i++) {
         uint64_t v = atomic_load(&responses[i]);
         if (i < NCODES)
             sluiced_putf(&o, "sluice_http_responses_total{code=\"%d\"} %llu\n", codes[i],
-                (unsigned long long)v);
+                         (unsigned long long)v);
         else
-            sluiced_putf(&o, "sluice_http_responses_total{code=\"other\"} %llu\n", (unsigned long long)v);
+            sluiced_putf(&o, "sluice_http_responses_total{code=\"other\"} %llu\n",
+                         (unsigned long long)v);
     }
     sluiced_putf(&o,
-        "# HELP sluice_http_connections Open client connections.\n"
-        "# TYPE sluice_http_connections gauge\n"
-        "sluice_http_connections %d\n",
-        atomic_load(&connections));
+                 "# HELP sluice_http_connections Open client connections.\n"
+                 "# TYPE sluice_http_connections gauge\n"
+                 "sluice_http_connections %d\n",
+                 atomic_load(&connections));
     sluiced_putf(&o,
-        "# HELP sluice_config_reloads_total Config reloads by result.\n"
-        "# TYPE sluice_config_reloads_total counter\n"
-        "sluice_config_reloads_total{result=\"ok\"} %llu\n"
-        "sluice_config_reloads_total{result=\"refused\"} %llu\n",
-        (unsigned long long)atomic_load(&reloads[1]), (unsigned long long)atomic_load(&reloads[0]));
+                 "# HELP sluice_config_reloads_total Config reloads by result.\n"
+                 "# TYPE sluice_config_reloads_total counter\n"
+                 "sluice_config_reloads_total{result=\"ok\"} %llu\n"
+                 "sluice_config_reloads_total{result=\"refused\"} %llu\n",
+                 (unsigned long long)atomic_load(&reloads[1]),
+                 (unsigned long long)atomic_load(&reloads[0]));
     size_t rlen = 0;
     char *rls = sluice__rls_metrics_render(&rlen); /* Envoy RLS descriptor counters */
     if (!rls)
