@@ -89,37 +89,7 @@ vectors() { # name url flush_cmd...
 vectors "redis://" "$URL/2" rcli a -n 2 FLUSHDB
 
 # ---- 3 ------------------------------------------------------------------
-cat >"$RL_DIR/replay.yaml" <<'Y'
-timeout_ms: 5000
-on_store_error: deny
-rules:
-  - name: fw
-    match: { path: /fw }
-    limits: [ { algorithm: fixed_window, limit: 4, window: 1s } ]
-  - name: sl
-    match: { path: /sl }
-    limits: [ { algorithm: sliding_log, limit: 5, window: 700ms } ]
-  - name: sw
-    match: { path: /sw }
-    limits: [ { algorithm: sliding_window, limit: 6, window: 2s } ]
-  - name: tb
-    match: { path: /tb }
-    limits: [ { algorithm: token_bucket, limit: 3, window: 1s, burst: 5 } ]
-  - name: lb
-    match: { path: /lb }
-    limits: [ { algorithm: leaky_bucket, limit: 7, window: 3s, burst: 4 } ]
-  - name: multi
-    match: { path: /multi }
-    limits:
-      - { algorithm: token_bucket, limit: 10, window: 1s, burst: 3 }
-      - { algorithm: fixed_window, limit: 8, window: 2s }
-  - name: multi2
-    match: { path: /multi2 }
-    limits:
-      - { algorithm: token_bucket, limit: 10, window: 1s, burst: 3 }
-      - { algorithm: sliding_window, limit: 20, window: 5s }
-      - { algorithm: sliding_log, limit: 6, window: 1500ms }
-Y
+cp "$SLUICE_SRC/tests/configs/good_replay_all.yaml" "$RL_DIR/replay.yaml"
 gen_trace() { # seed base_ms: bursts of identical requests, so that denials repeat
   /usr/bin/python3 - "$1" "$2" <<'P'
 import random, sys

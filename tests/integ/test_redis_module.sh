@@ -218,37 +218,7 @@ for e in lua module auto; do
 done
 
 # ---- 4 ------------------------------------------------------------------
-cat >"$RL_DIR/replay.yaml" <<'Y'
-timeout_ms: 5000
-on_store_error: deny
-rules:
-  - name: fw
-    match: { path: /fw }
-    limits: [ { algorithm: fixed_window, limit: 4, window: 1s } ]
-  - name: sl
-    match: { path: /sl }
-    limits: [ { algorithm: sliding_log, limit: 5, window: 700ms } ]
-  - name: sw
-    match: { path: /sw }
-    limits: [ { algorithm: sliding_window, limit: 6, window: 2s } ]
-  - name: tb
-    match: { path: /tb }
-    limits: [ { algorithm: token_bucket, limit: 3, window: 1s, burst: 5 } ]
-  - name: lb
-    match: { path: /lb }
-    limits: [ { algorithm: leaky_bucket, limit: 7, window: 3s, burst: 4 } ]
-  - name: multi
-    match: { path: /multi }
-    limits:
-      - { algorithm: token_bucket, limit: 10, window: 1s, burst: 3 }
-      - { algorithm: fixed_window, limit: 8, window: 2s }
-  - name: multi2
-    match: { path: /multi2 }
-    limits:
-      - { algorithm: token_bucket, limit: 10, window: 1s, burst: 3 }
-      - { algorithm: sliding_window, limit: 20, window: 5s }
-      - { algorithm: sliding_log, limit: 6, window: 1500ms }
-Y
+cp "$SLUICE_SRC/tests/configs/good_replay_all.yaml" "$RL_DIR/replay.yaml"
 gen_trace() { # seed base_ms count
   /usr/bin/python3 - "$1" "$2" "$3" <<'P'
 import random, sys
