@@ -88,3 +88,33 @@ rcli() { # NAME args...
 }
 
 now_ms() { date +%s%3N; }
+
+# vectors LABEL URL FLUSH_CMD...: every decision table of tests/vectors through
+# `$S replay` on URL (a query of its own or none) with deny_cache on and off,
+# after FLUSH_CMD, under a config that fails loudly on a store error; counts
+# with the caller's ok/bad.
+vectors() {
+  local label=$1 url=$2 vp=0 vf=0 in name mode sep='?'; shift 2
+  case $url in *\?*) sep='&' ;; esac
+  for in in "$SLUICE_SRC"/tests/vectors/*.in; do
+    name=${in%.in}
+    grep -vE '^(timeout_ms|on_store_error):' "$name.yaml" >"$RL_DIR/vec.yaml"
+    printf 'timeout_ms: 5000\non_store_error: deny\n' >>"$RL_DIR/vec.yaml"
+    for mode in on off; do
+      "$@" >/dev/null
+      if "$S" replay --config "$RL_DIR/vec.yaml" --store "$url${sep}deny_cache=$mode&timeout_ms=5000" \
+        <"$in" >"$RL_DIR/vec.out" 2>"$RL_DIR/vec.err" && cmp -s "$name.out" "$RL_DIR/vec.out"; then
+        vp=$((vp + 1))
+      else
+        vf=$((vf + 1))
+        echo "  $(basename "$name") deny_cache=$mode differs"
+        diff "$name.out" "$RL_DIR/vec.out" | head -10 | sed 's/^/    /'
+      fi
+    done
+  done
+  if [ "$vf" = 0 ] && [ "$vp" -gt 0 ]; then
+    ok "$label: $((vp / 2)) vector tables print their rows with deny_cache on and off"
+  else
+    bad "$label: $vf of $((vp + vf)) vector runs differ"
+  fi
+}

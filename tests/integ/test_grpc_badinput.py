@@ -58,7 +58,7 @@ HEALTH_MSG = g.health_pb2.HealthCheckRequest().SerializeToString()
 WIDE_MSG = g.request("bad", *[g.desc(("user", "w%d" % i)) for i in range(64)]).SerializeToString()
 
 
-class Daemon(Sluiced):
+class Daemon(g.CleanExit, Sluiced):
     def __init__(self, store="memory://", workers=2, extra=()):
         global DESC_DIR
         if DESC_DIR is None:
@@ -84,20 +84,6 @@ class Daemon(Sluiced):
         finally:
             ch.close()
 
-    def stop(self):
-        """SIGTERM: a clean drain exits 0; under ASan a leak or a bad access
-        would make it exit non-zero and print a report."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(30)
-            except Exception:  # noqa: BLE001
-                pass
-        log = self.logtext()
-        code = self.proc.poll()
-        super().stop()
-        assert "Sanitizer" not in log, log[-3000:]
-        eq(code, 0, "sluiced exit status")
 
     def asan(self):
         with open("/proc/%d/maps" % self.proc.pid) as f:

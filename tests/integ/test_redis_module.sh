@@ -183,30 +183,6 @@ check "module: a denied multi-limit decision leaves the other limit's key as it 
 check "lua: the same, on the same keys" denied_consumes_nothing lua
 
 # ---- 3 ------------------------------------------------------------------
-vectors() { # label url flush_cmd...
-  local label=$1 url=$2 vp=0 vf=0 in name mode; shift 2
-  for in in "$SLUICE_SRC"/tests/vectors/*.in; do
-    name=${in%.in}
-    grep -vE '^(timeout_ms|on_store_error):' "$name.yaml" >"$RL_DIR/vec.yaml"
-    printf 'timeout_ms: 5000\non_store_error: deny\n' >>"$RL_DIR/vec.yaml"
-    for mode in on off; do
-      "$@" >/dev/null
-      if "$S" replay --config "$RL_DIR/vec.yaml" --store "$url&deny_cache=$mode&timeout_ms=5000" \
-        <"$in" >"$RL_DIR/vec.out" 2>"$RL_DIR/vec.err" && cmp -s "$name.out" "$RL_DIR/vec.out"; then
-        vp=$((vp + 1))
-      else
-        vf=$((vf + 1))
-        echo "  $(basename "$name") deny_cache=$mode differs"
-        diff "$name.out" "$RL_DIR/vec.out" | head -10 | sed 's/^/    /'
-      fi
-    done
-  done
-  if [ "$vf" = 0 ] && [ "$vp" -gt 0 ]; then
-    ok "$label: $((vp / 2)) vector tables print their rows with deny_cache on and off"
-  else
-    bad "$label: $vf of $((vp + vf)) vector runs differ"
-  fi
-}
 for e in lua module auto; do
   resetstat "$MP"
   vectors "engine=$e" "$MURL/1?engine=$e" rcli mod -n 1 FLUSHDB
