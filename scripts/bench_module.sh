@@ -77,15 +77,15 @@ rb() {
 W=3600000
 rb "raw INCR" INCR 'k:__rand_int__'
 incr_us=$cpu_us
-rb "token_bucket, module (SLUICE.DECIDE)" SLUICE.DECIDE '-1 1 0' 'sluice:{tb:__rand_int__}:0' "3 100 $W 100"
+rb "token_bucket, module (SLUICE.DECIDE)" SLUICE.DECIDE 'sluice:{tb:__rand_int__}:0' "-1 1 0 3 100 $W 100"
 mod_us=$cpu_us
 rb "token_bucket, Lua (EVALSHA sluice.lua)" EVALSHA "$sha" 1 'sluice:{tb:__rand_int__}:0' -1 1 3 100 $W 100 0
 lua_us=$cpu_us
-rb "3 limits (tb+fw+sw), module" SLUICE.DECIDE '-1 1 0' 'sluice:{m:__rand_int__}:0' "3 100 $W 100" \
-  'sluice:{m:__rand_int__}:1' "0 1000 $W 0" 'sluice:{m:__rand_int__}:2' "2 1000 $W 0"
+rb "3 limits (tb+fw+sw), module" SLUICE.DECIDE 'sluice:{m:__rand_int__}:0' 'sluice:{m:__rand_int__}:1' \
+  'sluice:{m:__rand_int__}:2' "-1 1 0 3 100 $W 100 0 1000 $W 0 2 1000 $W 0"
 rb "3 limits (tb+fw+sw), Lua" EVALSHA "$sha" 3 'sluice:{m:__rand_int__}:0' 'sluice:{m:__rand_int__}:1' \
   'sluice:{m:__rand_int__}:2' -1 1 3 100 $W 100 0 1000 $W 0 2 1000 $W 0 0
-rb "sliding_log (limit 100), module" SLUICE.DECIDE '-1 1 0' 'sluice:{sl:__rand_int__}:0' "1 100 $W 0"
+rb "sliding_log (limit 100), module" SLUICE.DECIDE 'sluice:{sl:__rand_int__}:0' "-1 1 0 1 100 $W 0"
 rb "sliding_log (limit 100), Lua" EVALSHA "$sha" 1 'sluice:{sl:__rand_int__}:0' -1 1 1 100 $W 0 0
 echo
 awk -v m="$mod_us" -v l="$lua_us" -v i="$incr_us" 'BEGIN {
@@ -186,7 +186,7 @@ if [ "${SLUICE_BENCH_CALLGRIND:-0}" = 1 ] && command -v valgrind >/dev/null; the
     printf '  %-44s %10s instructions per command\n' "$label" "$(awk -v i="${ir:-0}" 'BEGIN { printf "%d", i / 20000 }')"
   }
   cg "raw INCR" INCR 'k:__rand_int__'
-  cg "token_bucket, module" SLUICE.DECIDE '-1 1 0' 'sluice:{tb:__rand_int__}:0' "3 100 $W 100"
+  cg "token_bucket, module" SLUICE.DECIDE 'sluice:{tb:__rand_int__}:0' "-1 1 0 3 100 $W 100"
   cg "token_bucket, Lua" EVALSHA @SHA@ 1 'sluice:{tb:__rand_int__}:0' -1 1 3 100 $W 100 0
 fi
 

@@ -59,8 +59,7 @@ typedef int (*rm_cmd_func)(RedisModuleCtx *ctx, RedisModuleString **argv, int ar
     X(ListPop, RedisModuleString *, (RedisModuleKey * key, int where))                             \
     X(ListGet, RedisModuleString *, (RedisModuleKey * key, long index))                            \
     X(ListSet, int, (RedisModuleKey * key, long index, RedisModuleString *value))                  \
-    X(ReplyWithArray, int, (RedisModuleCtx * ctx, long len))                                       \
-    X(ReplyWithLongLong, int, (RedisModuleCtx * ctx, long long ll))                                \
+    X(ReplyWithStringBuffer, int, (RedisModuleCtx * ctx, const char *buf, size_t len))             \
     X(ReplyWithError, int, (RedisModuleCtx * ctx, const char *err))                                \
     X(WrongArity, int, (RedisModuleCtx * ctx))                                                     \
     X(Replicate, int, (RedisModuleCtx * ctx, const char *cmd, const char *fmt, ...))

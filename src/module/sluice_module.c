@@ -8,15 +8,18 @@
  * agree decision for decision, and an RDB written with the module loads on a
  * server without it (plain strings and lists, no module data type).
  *
- *   SLUICE.DECIDE "now_ms cost slack_ms" key1 "alg L W B" [key2 "alg L W B" ...]
+ *   SLUICE.DECIDE key1 [key2 ...] "now_ms cost slack_ms alg L W B [alg L W B ...]"
  *
- * now_ms is -1 for the server's clock; the numbers and the reply, {now_ms,
+ * now_ms is -1 for the server's clock; the numbers and the reply's, {now_ms,
  * then per limit: allowed, limit, remaining, reset_after_ms, retry_after_ms,
- * delay_ms}, are those of sluice.lua.  The numbers of a group travel as one
- * argument of decimals separated by single spaces: every argument costs the
- * server an object and a parse before the command runs (about a third of a
- * microsecond each), so a one-limit decision is 4 arguments instead of 9.
- * The keys are declared as the legacy key range (first 2, last -2, step 2)
+ * delay_ms}, are those of sluice.lua.  Every argument and every reply
+ * element costs the server an object, a parse or a formatted write (a third
+ * of a microsecond or so each), so the numbers travel as one argument of
+ * decimals separated by single spaces, and the reply is one bulk string of
+ * the same form: a one-limit decision is 3 arguments instead of 9 and one
+ * reply element instead of 7.  The client reads either reply form
+ * (redis_reply.c), the script's array or this string, with one decoder.
+ * The keys are declared as the legacy key range (first 1, last -2, step 1)
  * so Cluster routes the command, redirects it (MOVED, ASK) and refuses
  * CROSSSLOT like any command.
  *
@@ -32,6 +35,7 @@
 #include <sys/time.h>
 
 #include "core/algo.h"
+#include "core/nums.h"
 #include "module/rm_api.h"
 
 #if __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
@@ -42,47 +46,27 @@
 #define ENTRY_LEN 16 /* a sliding-log entry: 2 doubles, time and cost */
 /* TTL slack: the client sends 0, or 60000 for explicit (replay) times */
 #define SLACK_MAX SLUICE_WINDOW_MAX_MS
-#define ARG_FIRST_KEY 2  /* argv index of key1 */
-#define ARGS_PER_LIMIT 2 /* a key and its "alg L W B" */
+#define ARG_FIRST_KEY 1 /* argv index of key1; the numbers are the last argument */
+#define HEAD_INTS 3     /* now_ms cost slack_ms */
+#define LIMIT_INTS 4    /* alg L W B */
+#define NUMS_MAX (HEAD_INTS + LIMIT_INTS * SLUICE_MAX_LIMITS)
 
 /* ---- arguments ---------------------------------------------------------- */
 
-/*
- * Parses exactly n strict decimal integers (at most 18 digits each, so no
- * overflow is possible) separated by single spaces: a cheap parse for the
- * hot path (no locale, no strtoll, no copy).  0, or -1 for anything else.
- */
-static int arg_ints(RedisModuleString *s, int64_t *out, int n)
-{
-    size_t len;
-    const char *p = RM_StringPtrLen(s, &len);
-    const char *end = p + len;
-    for (int k = 0; k < n; k++) {
-        if (k > 0 && (p == end || *p++ != ' '))
-            return -1;
-        bool neg = p < end && *p == '-';
-        p += neg;
-        const char *digits = p;
-        int64_t v = 0;
-        while (p < end && (unsigned)(*p - '0') <= 9 && p - digits < 18)
-            v = v * 10 + (*p++ - '0');
-        if (p == digits || (p < end && *p != ' '))
-            return -1;
-        out[k] = neg ? -v : v;
-    }
-    return p == end ? 0 : -1;
-}
-
-/* Parses argv into the decision's inputs; NULL, or the error reply's text. */
-static const char *parse_args(RedisModuleString **argv, int n, int64_t *now, int64_t *cost,
+/* Parses the numbers argument into the decision's inputs; NULL, or the
+ * error reply's text. */
+static const char *parse_args(RedisModuleString *nums, int n, int64_t *now, int64_t *cost,
                               int64_t *slack, sluice_limit *lims)
 {
-    int64_t head[3];
-    if (arg_ints(argv[1], head, 3))
-        return "ERR sluice: the first argument must be \"now_ms cost slack_ms\" (integers)";
-    *now = head[0];
-    *cost = head[1];
-    *slack = head[2];
+    int64_t v[NUMS_MAX];
+    size_t len;
+    const char *p = RM_StringPtrLen(nums, &len);
+    if (sluice__nums_parse(p, len, v, HEAD_INTS + LIMIT_INTS * n))
+        return "ERR sluice: the last argument must be \"now_ms cost slack_ms\" and "
+               "\"algorithm limit window_ms burst\" per key (integers separated by single spaces)";
+    *now = v[0];
+    *cost = v[1];
+    *slack = v[2];
     if (*now < -1)
         return "ERR sluice: now_ms must be -1 (server clock) or a time >= 0";
     if (*cost < 0 || *cost > SLUICE_COST_MAX)
@@ -90,15 +74,13 @@ static const char *parse_args(RedisModuleString **argv, int n, int64_t *now, int
     if (*slack < 0 || *slack > SLACK_MAX)
         return "ERR sluice: slack_ms out of range";
     for (int i = 0; i < n; i++) {
-        int64_t v[4];
-        if (arg_ints(argv[ARG_FIRST_KEY + ARGS_PER_LIMIT * i + 1], v, 4))
-            return "ERR sluice: a limit must be \"algorithm limit window_ms burst\" (integers)";
-        if (v[0] < SLUICE_FIXED_WINDOW || v[0] > SLUICE_LEAKY_BUCKET)
+        const int64_t *l = v + HEAD_INTS + LIMIT_INTS * i;
+        if (l[0] < SLUICE_FIXED_WINDOW || l[0] > SLUICE_LEAKY_BUCKET)
             return "ERR sluice: unknown algorithm";
-        lims[i].algorithm = (int)v[0];
-        lims[i].limit = v[1];
-        lims[i].window_ms = v[2];
-        lims[i].burst = v[3];
+        lims[i].algorithm = (int)l[0];
+        lims[i].limit = l[1];
+        lims[i].window_ms = l[2];
+        lims[i].burst = l[3];
         if (sluice__limit_check(&lims[i], NULL) != 0)
             return "ERR sluice: limit parameters out of range";
     }
@@ -287,8 +269,12 @@ static RedisModuleString *str_pxat;
 
 static int write_string(RedisModuleCtx *ctx, slot *s, const char *bytes, int64_t expire_abs)
 {
-    if (RM_Replicate(ctx, "SET", "sbsl", s->name, bytes, (size_t)STATE_LEN, str_pxat,
-                     (long long)expire_abs) != RM_OK)
+    /* the expiry as 'b' digits: a short string is one allocation on the
+     * server, where 'l' makes two (an object and an sds) */
+    char at[SLUICE__NUM_MAX];
+    size_t at_len = (size_t)(sluice__num_put(at, expire_abs) - at);
+    if (RM_Replicate(ctx, "SET", "sbsb", s->name, bytes, (size_t)STATE_LEN, str_pxat, at, at_len) !=
+        RM_OK)
         return -1;
     if (s->type == RM_KEYTYPE_LIST)
         RM_DeleteKey(s->key); /* a sliding log of an older config: SET replaces it */
@@ -391,19 +377,22 @@ static int64_t clock_ms(void)
     return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
 }
 
+/* The reply: one bulk string "now_ms" then "allowed limit remaining
+ * reset_after_ms retry_after_ms delay_ms" per limit (see the top). */
 static void reply_decision(RedisModuleCtx *ctx, const sluice_decision *d, int n)
 {
-    RM_ReplyWithArray(ctx, 1 + 6 * n);
-    RM_ReplyWithLongLong(ctx, d->now_ms);
+    char buf[(1 + 6 * SLUICE_MAX_LIMITS) * (SLUICE__NUM_MAX + 1)], *p = buf;
+    p = sluice__num_put(p, d->now_ms);
     for (int i = 0; i < n; i++) {
         const sluice_limit_decision *l = &d->limits[i];
-        RM_ReplyWithLongLong(ctx, l->allowed ? 1 : 0);
-        RM_ReplyWithLongLong(ctx, l->limit);
-        RM_ReplyWithLongLong(ctx, l->remaining);
-        RM_ReplyWithLongLong(ctx, l->reset_after_ms);
-        RM_ReplyWithLongLong(ctx, l->retry_after_ms);
-        RM_ReplyWithLongLong(ctx, l->delay_ms);
+        const int64_t v[6] = {l->allowed ? 1 : 0, l->limit,          l->remaining,
+                              l->reset_after_ms,  l->retry_after_ms, l->delay_ms};
+        for (int k = 0; k < 6; k++) {
+            *p++ = ' ';
+            p = sluice__num_put(p, v[k]);
+        }
     }
+    RM_ReplyWithStringBuffer(ctx, buf, (size_t)(p - buf));
 }
 
 /* Opens and loads every key; NULL, or the error reply's text. */
@@ -412,7 +401,7 @@ static const char *load_all(RedisModuleCtx *ctx, RedisModuleString **argv, int n
 {
     for (int i = 0; i < n; i++) {
         slot *s = &slots[i];
-        s->name = argv[ARG_FIRST_KEY + ARGS_PER_LIMIT * i];
+        s->name = argv[ARG_FIRST_KEY + i];
         s->key = RM_OpenKey(ctx, s->name, RM_READ | RM_WRITE);
         s->type = RM_KeyType(s->key);
         if (s->type != RM_KEYTYPE_EMPTY && s->type != RM_KEYTYPE_STRING &&
@@ -434,14 +423,14 @@ static const char *load_all(RedisModuleCtx *ctx, RedisModuleString **argv, int n
 
 static int cmd_decide(RedisModuleCtx *ctx, RedisModuleString **argv, int argc)
 {
-    if (argc < ARG_FIRST_KEY + ARGS_PER_LIMIT || (argc - ARG_FIRST_KEY) % ARGS_PER_LIMIT != 0)
+    if (argc < ARG_FIRST_KEY + 2)
         return RM_WrongArity(ctx);
-    int n = (argc - ARG_FIRST_KEY) / ARGS_PER_LIMIT;
+    int n = argc - ARG_FIRST_KEY - 1;
     if (n > SLUICE_MAX_LIMITS)
         return RM_ReplyWithError(ctx, "ERR sluice: at most 8 limits per decision");
     sluice_limit lims[SLUICE_MAX_LIMITS];
     int64_t now, cost, slack;
-    const char *why = parse_args(argv, n, &now, &cost, &slack, lims);
+    const char *why = parse_args(argv[argc - 1], n, &now, &cost, &slack, lims);
     if (why)
         return RM_ReplyWithError(ctx, why);
 
@@ -496,10 +485,10 @@ int RedisModule_OnLoad(RedisModuleCtx *ctx, RedisModuleString **argv, int argc)
         return RM_ERR;
     if (!str_pxat && !(str_pxat = RM_CreateString(NULL, "PXAT", 4)))
         return RM_ERR;
-    /* keys: argv[2], argv[4], ... argv[argc-2] (legacy range, which cluster
-     * routing reads); deny-oom: refused at OOM instead of growing past it */
-    if (RM_CreateCommand(ctx, "sluice.decide", cmd_decide, "write deny-oom fast", ARG_FIRST_KEY,
-                         -ARGS_PER_LIMIT, ARGS_PER_LIMIT) != RM_OK)
+    /* keys: argv[1] ... argv[argc-2] (legacy range, which cluster routing
+     * reads); deny-oom: refused at OOM instead of growing past it */
+    if (RM_CreateCommand(ctx, "sluice.decide", cmd_decide, "write deny-oom fast", ARG_FIRST_KEY, -2,
+                         1) != RM_OK)
         return RM_ERR;
     return RM_OK;
 }

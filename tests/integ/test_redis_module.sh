@@ -3,7 +3,7 @@
 # The native Redis engine (build/lib/sluice_redis.so, SLUICE.DECIDE) and
 # ?engine=auto|lua|module, against real redis-server processes on free
 # loopback ports (all stopped on exit):
-#   1. the module loads; COMMAND INFO shows the key range 2,-2,2 and
+#   1. the module loads; COMMAND INFO shows the key range 1,-2,1 and
 #      COMMAND GETKEYS lists exactly the keys;
 #   2. every bad-argument case answers an error reply (arity, non-numbers,
 #      out-of-range values, WRONGTYPE), writes nothing, and the server keeps
@@ -79,9 +79,9 @@ PURL="redis://127.0.0.1:$PP"
 
 # ---- 1 ------------------------------------------------------------------
 info=$(rcli mod COMMAND INFO sluice.decide | tr '\n' ' ')
-check "COMMAND INFO sluice.decide: write, denyoom, keys 2,-2,2 ($info)" \
-  grep -Eq '^sluice\.decide -1 write denyoom module fast 2 -2 2 ' <<<"$info"
-keys=$(rcli mod COMMAND GETKEYS sluice.decide '-1 1 0' 'sluice:{a}:0' '3 5 1000 0' 'sluice:{a}:1' '0 9 1000 0' | tr '\n' ' ')
+check "COMMAND INFO sluice.decide: write, denyoom, keys 1,-2,1 ($info)" \
+  grep -Eq '^sluice\.decide -1 write denyoom module fast 1 -2 1 ' <<<"$info"
+keys=$(rcli mod COMMAND GETKEYS sluice.decide 'sluice:{a}:0' 'sluice:{a}:1' '-1 1 0 3 5 1000 0 0 9 1000 0' | tr '\n' ' ')
 check "COMMAND GETKEYS lists exactly the two keys ($keys)" test "$keys" = 'sluice:{a}:0 sluice:{a}:1 '
 
 # ---- 2 ------------------------------------------------------------------
@@ -92,54 +92,57 @@ badargs() { # name port: every case answers an error and writes nothing
   redis-cli -p "$p" SADD 'sluice:{w}:1' m >/dev/null
   redis-cli -p "$p" ZADD 'sluice:{w}:2' 1 m >/dev/null
   local K='sluice:{b}:0' K1='sluice:{b}:1'
+  # the form: SLUICE.DECIDE key1 .. keyN "now cost slack" + "alg L W B" per key
+  local G='3 5 1000 0'
   local -a cases=(
     "SLUICE.DECIDE"
-    "SLUICE.DECIDE '-1 1 0'"
-    "SLUICE.DECIDE '-1 1 0' $K"
-    "SLUICE.DECIDE '-1 1 0' $K '3 5 1000 0' extra"
-    "SLUICE.DECIDE '-1 1 0' $K '3 5 1000 0' $K1"
-    "SLUICE.DECIDE '-1 1' $K '3 5 1000 0'"
-    "SLUICE.DECIDE '-1 1 0 0' $K '3 5 1000 0'"
-    "SLUICE.DECIDE '' $K '3 5 1000 0'"
-    "SLUICE.DECIDE 'x 1 0' $K '3 5 1000 0'"
-    "SLUICE.DECIDE '-1 1.5 0' $K '3 5 1000 0'"
-    "SLUICE.DECIDE '-1 1 abc' $K '3 5 1000 0'"
-    "SLUICE.DECIDE '-1  1 0' $K '3 5 1000 0'"
-    "SLUICE.DECIDE '-1 1 0 ' $K '3 5 1000 0'"
-    "SLUICE.DECIDE ' -1 1 0' $K '3 5 1000 0'"
-    "SLUICE.DECIDE '-1 1 0' $K 'tb 5 1000 0'"
-    "SLUICE.DECIDE '-1 1 0' $K '3 5 1000'"
-    "SLUICE.DECIDE '-1 1 0' $K '3 5 1000 0 1'"
-    "SLUICE.DECIDE '-1 1 0' $K '3 5 1e3 0'"
-    "SLUICE.DECIDE '-1 1 0' $K '3 5 1000 -'"
-    "SLUICE.DECIDE '-1 +1 0' $K '3 5 1000 0'"
-    "SLUICE.DECIDE '-1 --1 0' $K '3 5 1000 0'"
-    "SLUICE.DECIDE '9999999999999999999 1 0' $K '3 5 1000 0'"
-    "SLUICE.DECIDE '-1 1 0' $K '3 5 99999999999999999999999 0'"
-    "SLUICE.DECIDE '-2 1 0' $K '3 5 1000 0'"
-    "SLUICE.DECIDE '-1 -1 0' $K '3 5 1000 0'"
-    "SLUICE.DECIDE '-1 1000000001 0' $K '3 5 1000 0'"
-    "SLUICE.DECIDE '-1 1 -1' $K '3 5 1000 0'"
-    "SLUICE.DECIDE '-1 1 99999999999999' $K '3 5 1000 0'"
-    "SLUICE.DECIDE '-1 1 0' $K '5 5 1000 0'"
-    "SLUICE.DECIDE '-1 1 0' $K '-1 5 1000 0'"
-    "SLUICE.DECIDE '-1 1 0' $K '3 0 1000 0'"
-    "SLUICE.DECIDE '-1 1 0' $K '3 1000000001 1000 0'"
-    "SLUICE.DECIDE '-1 1 0' $K '3 5 0 0'"
-    "SLUICE.DECIDE '-1 1 0' $K '3 5 31622400001 0'"
-    "SLUICE.DECIDE '-1 1 0' $K '3 5 1000 -1'"
-    "SLUICE.DECIDE '-1 1 0' $K '3 5 1000 1000000001'"
-    "SLUICE.DECIDE '-1 1 0' $K '0 5 1000 2'"
-    "SLUICE.DECIDE '-1 1 0' $K '1 10001 1000 0'"
-    "SLUICE.DECIDE '-1 1 0' $K '3 1000000 31622400000 0'"
-    "SLUICE.DECIDE '-1 1 0' sluice:{w}:0 '3 5 1000 0'"
-    "SLUICE.DECIDE '-1 1 0' sluice:{w}:1 '1 5 1000 0'"
-    "SLUICE.DECIDE '-1 1 0' sluice:{w}:2 '0 5 1000 0'"
-    "SLUICE.DECIDE '-1 1 0' $K '3 5 1000 0' sluice:{w}:0 '0 5 1000 0'"
-    "SLUICE.DECIDE '-1 1 0' $K '1 5 1000 0' sluice:{w}:1 '2 5 1000 0'"
+    "SLUICE.DECIDE $K"
+    "SLUICE.DECIDE '-1 1 0 $G'"
+    "SLUICE.DECIDE $K '-1 1 0 $G' extra"
+    "SLUICE.DECIDE $K $K1 '-1 1 0 $G'"
+    "SLUICE.DECIDE $K '-1 1 0 $G $G'"
+    "SLUICE.DECIDE $K '-1 1 $G'"
+    "SLUICE.DECIDE $K ''"
+    "SLUICE.DECIDE $K 'x 1 0 $G'"
+    "SLUICE.DECIDE $K '-1 1.5 0 $G'"
+    "SLUICE.DECIDE $K '-1 1 abc $G'"
+    "SLUICE.DECIDE $K '-1  1 0 $G'"
+    "SLUICE.DECIDE $K '-1 1 0 $G '"
+    "SLUICE.DECIDE $K ' -1 1 0 $G'"
+    "SLUICE.DECIDE $K '-1 1 0 tb 5 1000 0'"
+    "SLUICE.DECIDE $K '-1 1 0 3 5 1000'"
+    "SLUICE.DECIDE $K '-1 1 0 3 5 1000 0 1'"
+    "SLUICE.DECIDE $K '-1 1 0 3 5 1e3 0'"
+    "SLUICE.DECIDE $K '-1 1 0 3 5 1000 -'"
+    "SLUICE.DECIDE $K '-1 +1 0 $G'"
+    "SLUICE.DECIDE $K '-1 --1 0 $G'"
+    "SLUICE.DECIDE $K '9999999999999999999 1 0 $G'"
+    "SLUICE.DECIDE $K '-1 1 0 3 5 99999999999999999999999 0'"
+    "SLUICE.DECIDE $K '-2 1 0 $G'"
+    "SLUICE.DECIDE $K '-1 -1 0 $G'"
+    "SLUICE.DECIDE $K '-1 1000000001 0 $G'"
+    "SLUICE.DECIDE $K '-1 1 -1 $G'"
+    "SLUICE.DECIDE $K '-1 1 99999999999999 $G'"
+    "SLUICE.DECIDE $K '-1 1 0 5 5 1000 0'"
+    "SLUICE.DECIDE $K '-1 1 0 -1 5 1000 0'"
+    "SLUICE.DECIDE $K '-1 1 0 3 0 1000 0'"
+    "SLUICE.DECIDE $K '-1 1 0 3 1000000001 1000 0'"
+    "SLUICE.DECIDE $K '-1 1 0 3 5 0 0'"
+    "SLUICE.DECIDE $K '-1 1 0 3 5 31622400001 0'"
+    "SLUICE.DECIDE $K '-1 1 0 3 5 1000 -1'"
+    "SLUICE.DECIDE $K '-1 1 0 3 5 1000 1000000001'"
+    "SLUICE.DECIDE $K '-1 1 0 0 5 1000 2'"
+    "SLUICE.DECIDE $K '-1 1 0 1 10001 1000 0'"
+    "SLUICE.DECIDE $K '-1 1 0 3 1000000 31622400000 0'"
+    "SLUICE.DECIDE sluice:{w}:0 '-1 1 0 $G'"
+    "SLUICE.DECIDE sluice:{w}:1 '-1 1 0 1 5 1000 0'"
+    "SLUICE.DECIDE sluice:{w}:2 '-1 1 0 0 5 1000 0'"
+    "SLUICE.DECIDE $K sluice:{w}:0 '-1 1 0 $G 0 5 1000 0'"
+    "SLUICE.DECIDE $K sluice:{w}:1 '-1 1 0 1 5 1000 0 2 5 1000 0'"
   )
-  local nine="SLUICE.DECIDE '-1 1 0'"
-  for i in 0 1 2 3 4 5 6 7 8; do nine="$nine sluice:{b}:$i '3 5 1000 0'"; done
+  local nine="SLUICE.DECIDE" nums='-1 1 0'
+  for i in 0 1 2 3 4 5 6 7 8; do nine="$nine sluice:{b}:$i"; nums="$nums $G"; done
+  nine="$nine '$nums'"
   cases+=("$nine")
   for c in "${cases[@]}"; do
     n=$((n + 1))
@@ -157,7 +160,7 @@ badargs() { # name port: every case answers an error and writes nothing
     test "$(redis-cli -p "$p" TYPE 'sluice:{w}:0') $(redis-cli -p "$p" TYPE 'sluice:{w}:1')" = "hash set"
   check "$label: the server still serves (PING, a good decision)" \
     bash -c '[ "$(redis-cli -p "$0" PING)" = PONG ] &&
-             [ "$(redis-cli -p "$0" SLUICE.DECIDE "-1 1 0" "sluice:{g}:0" "3 5 1000 0" | sed -n 2p)" = 1 ]' "$p"
+             [ "$(redis-cli -p "$0" SLUICE.DECIDE "sluice:{g}:0" "-1 1 0 3 5 1000 0" | cut -d" " -f2)" = 1 ]' "$p"
 }
 badargs "module" "$MP"
 
@@ -168,11 +171,11 @@ SHA=$(rcli mod SCRIPT LOAD "$(cat "$SLUICE_SRC/src/store/redis/sluice.lua")")
 denied_consumes_nothing() { # engine
   local K0='sluice:{dn}:0' K1='sluice:{dn}:1' before after r
   rcli mod DEL "$K0" "$K1" >/dev/null
-  rcli mod SLUICE.DECIDE '-1 1 0' "$K0" '3 5 60000 0' "$K1" '0 1 60000 0' >/dev/null
+  rcli mod SLUICE.DECIDE "$K0" "$K1" '-1 1 0 3 5 60000 0 0 1 60000 0' >/dev/null
   before=$(rcli mod --no-raw GET "$K0")$(rcli mod PEXPIRETIME "$K0")
   sleep 0.01
   if [ "$1" = module ]; then
-    r=$(rcli mod SLUICE.DECIDE '-1 1 0' "$K0" '3 5 60000 0' "$K1" '0 1 60000 0' | tr '\n' ' ')
+    r=$(rcli mod SLUICE.DECIDE "$K0" "$K1" '-1 1 0 3 5 60000 0 0 1 60000 0' | tr '\n' ' ')
   else
     r=$(rcli mod EVALSHA "$SHA" 2 "$K0" "$K1" -1 1 3 5 60000 0 0 1 60000 0 0 | tr '\n' ' ')
   fi
@@ -490,11 +493,11 @@ if cluster_start 3; then
   first=$(cut -d' ' -f1 <<<"$masters")
   moved=0
   for i in $(seq 1 20); do
-    r=$(redis-cli -p "$first" SLUICE.DECIDE '-1 1 0' "sluice:{mv$i}:0" '3 5 1000 0' | head -1)
+    r=$(redis-cli -p "$first" SLUICE.DECIDE "sluice:{mv$i}:0" '-1 1 0 3 5 1000 0' | head -1)
     case $r in MOVED*) moved=$((moved + 1)) ;; esac
   done
   check "cluster: SLUICE.DECIDE on a foreign slot answers MOVED ($moved of 20 keys)" test "$moved" -gt 0
-  r=$(redis-cli -p "$first" SLUICE.DECIDE '-1 1 0' 'sluice:{x}:0' '3 5 1000 0' 'sluice:{y}:0' '3 5 1000 0' | head -1)
+  r=$(redis-cli -p "$first" SLUICE.DECIDE 'sluice:{x}:0' 'sluice:{y}:0' '-1 1 0 3 5 1000 0 3 5 1000 0' | head -1)
   check "cluster: keys of two slots: $r" grep -q '^CROSSSLOT' <<<"$r"
 else
   bad "the cluster did not start"

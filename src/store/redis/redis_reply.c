@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "core/algo.h"
+#include "core/nums.h"
 #include "store/redis/redis_int.h"
 #include "store/redis/redis_lua.h"
 
@@ -46,14 +47,7 @@ _Static_assert(SLUICE_MAX_LIMITS <= 10, "a key's limit index is written as one d
 /* Writes the decimal digits of u; returns the end. */
 static char *put_u64(char *p, uint64_t u)
 {
-    char tmp[20], *d = tmp + sizeof(tmp);
-    do {
-        *--d = (char)('0' + u % 10);
-        u /= 10;
-    } while (u);
-    size_t len = (size_t)(tmp + sizeof(tmp) - d);
-    memcpy(p, d, len);
-    return p + len;
+    return sluice__num_put(p, (int64_t)u); /* lengths and counts: far below 2^63 */
 }
 
 /* Writes "$<len>\r\n" (the header of a bulk string). */
@@ -80,26 +74,8 @@ static char *put_bulk(char *p, const char *s, size_t len)
 /* Writes v as a bulk string of its decimal digits. */
 static char *put_num(char *p, int64_t v)
 {
-    char tmp[21], *d = tmp + sizeof(tmp);
-    uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
-    do {
-        *--d = (char)('0' + u % 10);
-        u /= 10;
-    } while (u);
-    if (v < 0)
-        *--d = '-';
-    size_t len = (size_t)(tmp + sizeof(tmp) - d);
-    *p++ = '$';
-    if (len >= 10)
-        *p++ = (char)('0' + len / 10);
-    *p++ = (char)('0' + len % 10);
-    *p++ = '\r';
-    *p++ = '\n';
-    memcpy(p, d, len);
-    p += len;
-    *p++ = '\r';
-    *p++ = '\n';
-    return p;
+    char tmp[SLUICE__NUM_MAX];
+    return put_bulk(p, tmp, (size_t)(sluice__num_put(tmp, v) - tmp));
 }
 
 /* Checks what both command forms need of op. */
@@ -164,32 +140,9 @@ long sluice__redis_format_evalsha(const char *sha, const sluice__op *op, char *b
     return write_call("EVALSHA", 7, sha, 40, op, buf);
 }
 
-/* Writes the decimal digits of v (with its sign); returns the end. */
-static char *put_i64(char *p, int64_t v)
-{
-    if (v < 0) {
-        *p++ = '-';
-        return put_u64(p, 0 - (uint64_t)v);
-    }
-    return put_u64(p, (uint64_t)v);
-}
-
-/* Writes "$<len>\r\n<a> <b> ...\r\n": n numbers as one bulk string, the way
- * SLUICE.DECIDE takes its groups of numbers (fewer arguments to parse on the
- * server). */
-static char *put_nums(char *p, const int64_t *v, int n)
-{
-    char tmp[4 * 21], *q = tmp;
-    for (int i = 0; i < n; i++) {
-        if (i)
-            *q++ = ' ';
-        q = put_i64(q, v[i]);
-    }
-    return put_bulk(p, tmp, (size_t)(q - tmp));
-}
-
-/* SLUICE.DECIDE "now cost slack", then per limit: key "alg L W B" (the
- * module's key range 2,-2,2); the same numbers write_call() sends the script. */
+/* SLUICE.DECIDE key1 ... keyN "now cost slack alg L W B ..." (the module's
+ * key range 1,-2,1; nums.h's packed form); the same numbers write_call()
+ * sends the script. */
 long sluice__redis_format_module(const sluice__op *op, char *buf, size_t size)
 {
     if (op_valid(op) != 0)
@@ -199,15 +152,11 @@ long sluice__redis_format_module(const sluice__op *op, char *buf, size_t size)
     int n = op->nlimits;
     char *p = buf;
     *p++ = '*';
-    p = put_u64(p, (uint64_t)(2 + 2 * n));
+    p = put_u64(p, (uint64_t)(2 + n));
     *p++ = '\r';
     *p++ = '\n';
     p = put_bulk(p, "SLUICE.DECIDE", 13);
-    int64_t head[3] = {op->now_ms == SLUICE_NOW ? -1 : op->now_ms, op->cost,
-                       op->now_ms == SLUICE_NOW ? 0 : SLUICE_REDIS_REPLAY_SLACK_MS};
-    p = put_nums(p, head, 3);
     for (int i = 0; i < n; i++) {
-        const sluice_limit *lim = &op->limits[i];
         p = put_bulk_hdr(p, 8 + op->key_len + 3);
         memcpy(p, "sluice:{", 8);
         p += 8;
@@ -218,9 +167,22 @@ long sluice__redis_format_module(const sluice__op *op, char *buf, size_t size)
         *p++ = (char)('0' + i);
         *p++ = '\r';
         *p++ = '\n';
-        int64_t v[4] = {lim->algorithm, lim->limit, lim->window_ms, lim->burst};
-        p = put_nums(p, v, 4);
     }
+    char nums[(3 + 4 * SLUICE_MAX_LIMITS) * (SLUICE__NUM_MAX + 1)], *q = nums;
+    q = sluice__num_put(q, op->now_ms == SLUICE_NOW ? -1 : op->now_ms);
+    *q++ = ' ';
+    q = sluice__num_put(q, op->cost);
+    *q++ = ' ';
+    q = sluice__num_put(q, op->now_ms == SLUICE_NOW ? 0 : SLUICE_REDIS_REPLAY_SLACK_MS);
+    for (int i = 0; i < n; i++) {
+        const sluice_limit *lim = &op->limits[i];
+        const int64_t v[4] = {lim->algorithm, lim->limit, lim->window_ms, lim->burst};
+        for (int k = 0; k < 4; k++) {
+            *q++ = ' ';
+            q = sluice__num_put(q, v[k]);
+        }
+    }
+    p = put_bulk(p, nums, (size_t)(q - nums));
     return (long)(p - buf);
 }
 
@@ -270,7 +232,7 @@ bool sluice__redis_role_is_master(const redisReply *rep)
            memcmp(rep->element[0]->str, "master", 6) == 0;
 }
 
-static bool in_range(long long v, long long lo, long long hi)
+static bool in_range(int64_t v, int64_t lo, int64_t hi)
 {
     return v >= lo && v <= hi;
 }
@@ -278,18 +240,35 @@ static bool in_range(long long v, long long lo, long long hi)
 /* The ranges a sluice script's numbers can take (the bounds of sluice.h): a
  * reply outside them comes from a broken or hostile server, and its numbers
  * must not reach the deny cache's clock arithmetic or the headers. */
-static bool reply_in_range(redisReply *const *e, int n)
+static bool reply_in_range(const int64_t *v, int n)
 {
-    if (!in_range(e[0]->integer, 0, SLUICE_TIME_MAX_MS))
+    if (!in_range(v[0], 0, SLUICE_TIME_MAX_MS))
         return false;
     for (int i = 0; i < n; i++) {
-        redisReply *const *x = e + 1 + 6 * i;
-        if (!in_range(x[0]->integer, 0, 1) || !in_range(x[1]->integer, 0, SLUICE_LIMIT_MAX) ||
-            !in_range(x[2]->integer, 0, SLUICE_LIMIT_MAX) ||
-            !in_range(x[3]->integer, 0, SLUICE_TIME_MAX_MS) ||
-            !in_range(x[4]->integer, -1, SLUICE_TIME_MAX_MS) ||
-            !in_range(x[5]->integer, 0, SLUICE_TIME_MAX_MS))
+        const int64_t *x = v + 1 + 6 * i;
+        if (!in_range(x[0], 0, 1) || !in_range(x[1], 0, SLUICE_LIMIT_MAX) ||
+            !in_range(x[2], 0, SLUICE_LIMIT_MAX) || !in_range(x[3], 0, SLUICE_TIME_MAX_MS) ||
+            !in_range(x[4], -1, SLUICE_TIME_MAX_MS) || !in_range(x[5], 0, SLUICE_TIME_MAX_MS))
             return false;
+    }
+    return true;
+}
+
+/*
+ * The numbers of a decision's reply, in either of its two forms: the
+ * script's array of integers, or the module's one string of them (nums.h).
+ * Everything after this is one decoder for both engines.
+ */
+static bool reply_numbers(const redisReply *reply, int64_t *v, int count)
+{
+    if (reply->type == REDIS_REPLY_STRING)
+        return sluice__nums_parse(reply->str, reply->len, v, count) == 0;
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements != (size_t)count)
+        return false;
+    for (int i = 0; i < count; i++) {
+        if (reply->element[i]->type != REDIS_REPLY_INTEGER)
+            return false;
+        v[i] = reply->element[i]->integer;
     }
     return true;
 }
@@ -302,26 +281,23 @@ int sluice__redis_parse(const redisReply *reply, const sluice__op *op, sluice_de
     if (reply->type == REDIS_REPLY_ERROR)
         return sluice__redis_error(err, SLUICE_ESTORE, "server error", reply->str);
     int n = op->nlimits;
-    if (reply->type != REDIS_REPLY_ARRAY || reply->elements != (size_t)(1 + 6 * n))
+    int64_t v[1 + 6 * SLUICE_MAX_LIMITS];
+    if (n < 1 || n > SLUICE_MAX_LIMITS || !reply_numbers(reply, v, 1 + 6 * n))
         return sluice__redis_error(err, SLUICE_ESTORE, "unexpected reply to the script", NULL);
-    for (size_t i = 0; i < reply->elements; i++) {
-        if (reply->element[i]->type != REDIS_REPLY_INTEGER)
-            return sluice__redis_error(err, SLUICE_ESTORE, "unexpected reply to the script", NULL);
-    }
-    if (!reply_in_range(reply->element, n))
+    if (!reply_in_range(v, n))
         return sluice__redis_error(err, SLUICE_ESTORE, "the script's reply is out of range", NULL);
     memset(out, 0, sizeof(*out));
-    out->now_ms = reply->element[0]->integer;
+    out->now_ms = v[0];
     out->nlimits = n;
     for (int i = 0; i < n; i++) {
-        redisReply **e = reply->element + 1 + 6 * i;
+        const int64_t *e = v + 1 + 6 * i;
         sluice_limit_decision *d = &out->limits[i];
-        d->allowed = e[0]->integer != 0;
-        d->limit = e[1]->integer;
-        d->remaining = e[2]->integer;
-        d->reset_after_ms = e[3]->integer;
-        d->retry_after_ms = e[4]->integer;
-        d->delay_ms = e[5]->integer;
+        d->allowed = e[0] != 0;
+        d->limit = e[1];
+        d->remaining = e[2];
+        d->reset_after_ms = e[3];
+        d->retry_after_ms = e[4];
+        d->delay_ms = e[5];
         d->window_ms = op->limits[i].window_ms;
         d->algorithm = op->limits[i].algorithm;
     }

@@ -37,8 +37,8 @@
 #include <unistd.h>
 
 #include "core/algo.h"
-#include "store/redis/redis_int.h"
 #include "store/memory/memory.h"
+#include "store/redis/redis_int.h"
 #include "store/redis/redis_lua.h"
 #include "test.h"
 
@@ -110,23 +110,23 @@ static void test_format_and_parse(void)
     op.cost = -1;
     ASSERT_EQ(sluice__redis_format(&r, &op, false, &cmd), SLUICE_EINVAL);
 
-    /* the module's form: the same numbers, one argument per group, the
-     * same bytes as redisFormatCommand of those arguments */
+    /* the module's form: the keys, then the same numbers as one argument,
+     * the same bytes as redisFormatCommand of those arguments */
     op.cost = 3;
     op.now_ms = 1700000000123LL;
     char mbuf[SLUICE_REDIS_CMD_MAX];
     long mlen = sluice__redis_format_module(&op, mbuf, sizeof(mbuf));
     char *want;
-    long wlen = redisFormatCommand(&want, "SLUICE.DECIDE %s %s %s %s %s", "1700000000123 3 60000",
-                                   "sluice:{rule:ip:1.2.3.4}:0", "3 10 1000 20",
-                                   "sluice:{rule:ip:1.2.3.4}:1", "0 5 60000 0");
+    long wlen = redisFormatCommand(&want, "SLUICE.DECIDE %s %s %s", "sluice:{rule:ip:1.2.3.4}:0",
+                                   "sluice:{rule:ip:1.2.3.4}:1",
+                                   "1700000000123 3 60000 3 10 1000 20 0 5 60000 0");
     ASSERT_EQ(mlen, wlen);
     ASSERT(memcmp(mbuf, want, (size_t)wlen) == 0);
     redisFreeCommand(want);
     op.now_ms = SLUICE_NOW;
     mlen = sluice__redis_format_module(&op, mbuf, sizeof(mbuf));
     ASSERT(mlen > 0);
-    ASSERT(memmem(mbuf, (size_t)mlen, "$6\r\n-1 3 0\r\n", 11) != NULL);
+    ASSERT(memmem(mbuf, (size_t)mlen, "$31\r\n-1 3 0 3 10 1000 20 0 5 60000 0\r\n", 37) != NULL);
     ASSERT_EQ(sluice__redis_format_module(&op, mbuf, 16), SLUICE_ENOMEM);
     /* which replies mean what for the engines */
     redisReply er = {0};
@@ -180,6 +180,43 @@ static void test_format_and_parse(void)
     ASSERT_EQ(sluice__redis_parse(&top, &op, &d, &err), 0);
     top.elements = 12;
     ASSERT_EQ(sluice__redis_parse(&top, &op, &d, &err), SLUICE_ESTORE);
+    top.elements = 13;
+    el[3].type = REDIS_REPLY_STRING;
+    ASSERT_EQ(sluice__redis_parse(&top, &op, &d, &err), SLUICE_ESTORE);
+    el[3].type = REDIS_REPLY_INTEGER;
+
+    /* the module's reply: the same 13 numbers as one string, one decoder */
+    redisReply str = {0};
+    str.type = REDIS_REPLY_STRING;
+    static const struct {
+        const char *s;
+        int rc;
+    } strs[] = {
+        {"42 1 20 17 300 0 0 0 5 0 59958 59958 0", 0},
+        {"42 1 20 17 300 0 0 0 5 0 59958 59958", SLUICE_ESTORE},            /* one short */
+        {"42 1 20 17 300 0 0 0 5 0 59958 59958 0 0", SLUICE_ESTORE},        /* one more */
+        {"42 1 20 17 300 0 0 0 5 0 59958 59958 0 ", SLUICE_ESTORE},         /* trailing space */
+        {"42 1 20 17 300 0 0 0 5 0 59958  59958 0", SLUICE_ESTORE},         /* two spaces */
+        {"42 1 20 17 300 0 0 0 5 0 59958 59958 +0", SLUICE_ESTORE},         /* a sign */
+        {"42 1 20 17 300 0 0 0 5 0 59958 5e4 0", SLUICE_ESTORE},            /* not decimal */
+        {"42 2 20 17 300 0 0 0 5 0 59958 59958 0", SLUICE_ESTORE},          /* allowed 2 */
+        {"1234567890123456789 1 20 17 300 0 0 0 5 0 1 1 0", SLUICE_ESTORE}, /* 19 digits */
+        {"", SLUICE_ESTORE},
+    };
+    for (size_t k = 0; k < sizeof(strs) / sizeof(strs[0]); k++) {
+        str.str = (char *)strs[k].s;
+        str.len = strlen(str.str);
+        memset(&d, 0xab, sizeof(d));
+        ASSERT_EQ(sluice__redis_parse(&str, &op, &d, &err), strs[k].rc);
+        if (strs[k].rc == 0) {
+            ASSERT_EQ(d.now_ms, 42);
+            ASSERT(!d.allowed);
+            ASSERT_EQ(d.decided_by, 1);
+            ASSERT_EQ(d.retry_after_ms, 59958);
+            ASSERT_EQ(d.limits[0].remaining, 17);
+            ASSERT_EQ(d.limits[1].window_ms, 60000);
+        }
+    }
     redisReply e = {0};
     e.type = REDIS_REPLY_ERROR;
     e.str = (char *)"NOSCRIPT No matching script. Please use EVAL.";
