@@ -324,6 +324,9 @@ bool sluice__deny_cache_lookup(sluice__deny_cache *dc, const sluice__op *op, int
     if (!dc || !op || !op->key || op->key_len > SLUICE_STORE_KEY_MAX || op->nlimits < 1 ||
         op->nlimits > SLUICE_MAX_LIMITS)
         return false;
+    /* an empty cache answers nothing: no hash, no lock (a miss only asks Redis) */
+    if (atomic_load_explicit(&dc->entries, memory_order_relaxed) == 0)
+        return false;
     uint64_t hash = key_hash(op);
     pthread_mutex_t *lock;
     dc_entry **set = set_of(dc, hash, &lock);
@@ -374,6 +377,11 @@ bool sluice__deny_cache_lookup(sluice__deny_cache *dc, const sluice__op *op, int
 /* Drops every entry of op's key: this client admitted a request on it. */
 static void forget_key(sluice__deny_cache *dc, const sluice__op *op)
 {
+    /* nothing cached (the common case: no key is being denied): skip the
+     * hash and the lock.  An entry recorded concurrently is as if recorded
+     * just after this forget, which the lock would not prevent either. */
+    if (atomic_load_explicit(&dc->entries, memory_order_relaxed) == 0)
+        return;
     uint64_t hash = key_hash(op);
     pthread_mutex_t *lock;
     dc_entry **set = set_of(dc, hash, &lock);
