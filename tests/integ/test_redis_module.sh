@@ -479,7 +479,7 @@ fi
 # ---- 11 -----------------------------------------------------------------
 . "$SLUICE_SRC/tests/integ/cluster_lib.sh"
 trap 'cluster_cleanup; redis_lib_cleanup' EXIT
-export CL_SERVER_ARGS="--loadmodule $M"
+export CL_SERVER_ARGS="--loadmodule $M --enable-module-command local"
 if cluster_start 3; then
   CURL=$(cluster_url)
   masters=$(cluster_masters | paste -sd' ' -)
@@ -499,6 +499,26 @@ if cluster_start 3; then
   check "cluster: SLUICE.DECIDE on a foreign slot answers MOVED ($moved of 20 keys)" test "$moved" -gt 0
   r=$(redis-cli -p "$first" SLUICE.DECIDE 'sluice:{x}:0' 'sluice:{y}:0' '-1 1 0 3 5 1000 0 3 5 1000 0' | head -1)
   check "cluster: keys of two slots: $r" grep -q '^CROSSSLOT' <<<"$r"
+  # engine=auto uses the module only where every master in use has it: one
+  # master without it (MODULE UNLOAD) sends every master's decisions to Lua,
+  # on the sync and the async path; before, each node chose for itself, and
+  # the two masters with the module went on with it
+  last=$(awk '{print $NF}' <<<"$masters")
+  unload=$(redis-cli -p "$last" MODULE UNLOAD sluice)
+  check "cluster: MODULE UNLOAD on one master ($unload)" test "$unload" = OK
+  for mode in "--concurrency 32" ""; do
+    resetstat $masters
+    # deny cache off: every decision reaches a master, so the counts add up
+    "$S" bench --config "$RL_DIR/traffic.yaml" --rule tb --store "$CURL?engine=auto&deny_cache=off" --keys 300 \
+      --requests 6000 $mode >/dev/null 2>&1
+    md=$(sumcalls sluice.decide $masters)
+    ev=$(sumcalls evalsha $masters)
+    lua_everywhere=1
+    for p in $masters; do [ "$(calls "$p" evalsha)" -gt 0 ] || lua_everywhere=0; done
+    # only decisions sent before the last master's detection may use the module
+    check "cluster, one master without the module, auto ${mode:-sync}: Lua on every master ($ev EVALSHA, $md SLUICE.DECIDE)" \
+      test "$lua_everywhere" = 1 -a "$md" -le 200 -a "$ev" -ge 5800
+  done
 else
   bad "the cluster did not start"
 fi

@@ -114,6 +114,7 @@ static int slot_connect(sluice__cluster *cs, int i, sluice__redis_slot *s, int64
     s->module = sluice__redis_detect_reply(rep);
     freeReplyObject(rep);
     sluice__redis_engine_note(host, port, s->module, "detected");
+    sluice__cluster_engine_note(cs, i, gen, s->module);
     return 0;
 }
 
@@ -205,7 +206,7 @@ static int node_attempt(sluice__cluster *cs, int i, const sluice__op *op, bool a
         }
     }
     char cmd[SLUICE_REDIS_CMD_MAX];
-    bool module = s->module;
+    bool module = sluice__cluster_use_module(cs, s->module);
     long len = sluice__redis_format_cmd(module, cs->sha, op, cmd, sizeof(cmd));
     if (len < 0) {
         rc = cerr(err, (int)len, "cannot build the command", NULL);
@@ -225,6 +226,7 @@ static int node_attempt(sluice__cluster *cs, int i, const sluice__op *op, bool a
         int p;
         sluice__cluster_node_addr(cs, i, h, sizeof(h), &p);
         sluice__redis_engine_note(h, p, false, "module_gone");
+        sluice__cluster_engine_note(cs, i, s->gen, false);
         len = sluice__redis_format_evalsha(cs->sha, op, cmd, sizeof(cmd));
         rc = send_and_read(s, cmd, len, false, asking, wait_n, deadline_us, &rep, &dirty, &acked,
                            err);

@@ -208,6 +208,7 @@ static void on_detect(redisAsyncContext *ac, void *reply, void *privdata)
     int port;
     sluice__cluster_node_addr(n->l->cs, n->index, host, sizeof(host), &port);
     sluice__redis_engine_note(host, port, n->module, "detected");
+    sluice__cluster_engine_note(n->l->cs, n->index, n->gen, n->module);
 }
 
 static int conn_connect(cnconn *n)
@@ -301,7 +302,8 @@ static int req_send(cnconn *n, creq *q, bool load)
 {
     sluice__cluster *cs = n->l->cs;
     char cmd[SLUICE_REDIS_CMD_MAX];
-    long len = sluice__redis_format_cmd(n->module, cs->sha, &q->oc.op, cmd, sizeof(cmd));
+    long len = sluice__redis_format_cmd(sluice__cluster_use_module(cs, n->module), cs->sha,
+                                        &q->oc.op, cmd, sizeof(cmd));
     if (len < 0)
         return (int)len;
     redisAsyncContext *ac = n->link.ac;
@@ -410,6 +412,7 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *privdata)
                 n->module = false;
                 sluice__cluster_node_addr(q->l->cs, n->index, host, sizeof(host), &port);
                 sluice__redis_engine_note(host, port, false, "module_gone");
+                sluice__cluster_engine_note(q->l->cs, n->index, n->gen, false);
             }
             if (req_send(n, q, false) == 0)
                 return;

@@ -38,7 +38,10 @@ typedef struct sluice__cnode {
     int port;
     atomic_uint_fast64_t gen; /* bumped whenever the entry is given to another address */
     atomic_uint next;         /* round-robin start in pool[] */
-    atomic_int replicas;      /* replicas CLUSTER SLOTS listed for it (for ?wait=N) */
+    /* engine=auto: the latest detection on a connection to this address
+     * found no module (guarded by topo_mu; see sluice__cluster_engine_note) */
+    bool lacks_module;
+    atomic_int replicas; /* replicas CLUSTER SLOTS listed for it (for ?wait=N) */
     sluice__redis_slot pool[SLUICE_CLUSTER_POOL];
 } sluice__cnode;
 
@@ -47,7 +50,10 @@ typedef struct sluice__cluster {
     int timeout_ms;
     int wait_replicas; /* ?wait=N: WAIT N after every decision; 0 = off */
     char sha[41];      /* SHA1 of sluice.lua */
-    int engine;        /* ?engine=: SLUICE__ENGINE_* (redis_engine.c), per node connection */
+    int engine;        /* ?engine=: SLUICE__ENGINE_* (redis_engine.c) */
+    /* engine=auto: masters of the slot map whose connections found no
+     * module; while it is above 0 every node decides with Lua */
+    atomic_int lacking;
     /* ?deny_cache=on (default); NULL when off */
     sluice__deny_cache *dc;
 
@@ -112,6 +118,25 @@ void sluice__cluster_set_slot(sluice__cluster *cs, int slot, int i);
 
 /** Asks the refresh thread for a CLUSTER SLOTS soon (rate-limited; never blocks long). */
 void sluice__cluster_kick(sluice__cluster *cs);
+
+/**
+ * engine=auto: records what a connection to node i (address generation gen)
+ * detected, and recounts cs->lacking over the nodes the slot map uses.  A
+ * note for an older address of the entry is ignored.
+ */
+void sluice__cluster_engine_note(sluice__cluster *cs, int i, uint64_t gen, bool module);
+
+/**
+ * Whether a connection whose own detection says conn_module decides with
+ * SLUICE.DECIDE: engine=module always; engine=auto only while every master
+ * in use has the module (SPEC: "the module where every node in use has it
+ * loaded, else Lua"); one lock-free load on the hot path.
+ */
+static inline bool sluice__cluster_use_module(sluice__cluster *cs, bool conn_module)
+{
+    return conn_module && (cs->engine == SLUICE__ENGINE_MODULE ||
+                           atomic_load_explicit(&cs->lacking, memory_order_relaxed) == 0);
+}
 
 /**
  * Classifies an error reply.  For MOVED and ASK fills *slot and the target

@@ -45,6 +45,34 @@ uint64_t sluice__cluster_node_addr(sluice__cluster *cs, int i, char *host, size_
     return gen;
 }
 
+/* Under topo_mu: cs->lacking = the masters of the slot map whose latest
+ * detection found no module.  Rare (a new connection, a map change), so a
+ * scan of the map is fine. */
+static void recount_lacking_locked(sluice__cluster *cs)
+{
+    uint8_t used[SLUICE_CLUSTER_NODES_MAX] = {0};
+    for (int s = 0; s < SLUICE_CLUSTER_SLOTS; s++) {
+        int n = atomic_load_explicit(&cs->slots[s], memory_order_relaxed);
+        if (n < SLUICE_CLUSTER_NODES_MAX)
+            used[n] = 1;
+    }
+    int lacking = 0;
+    for (int i = 0; i < cs->nnodes; i++)
+        lacking += used[i] && cs->nodes[i].lacks_module;
+    atomic_store(&cs->lacking, lacking);
+}
+
+void sluice__cluster_engine_note(sluice__cluster *cs, int i, uint64_t gen, bool module)
+{
+    pthread_mutex_lock(&cs->topo_mu);
+    if (i >= 0 && i < cs->nnodes && atomic_load(&cs->nodes[i].gen) == gen &&
+        cs->nodes[i].lacks_module != !module) {
+        cs->nodes[i].lacks_module = !module;
+        recount_lacking_locked(cs);
+    }
+    pthread_mutex_unlock(&cs->topo_mu);
+}
+
 /* Under topo_mu.  pinned (may be NULL) marks entries that must not be reused. */
 static int node_for_locked(sluice__cluster *cs, const char *host, int port, const uint8_t *pinned)
 {
@@ -72,6 +100,7 @@ static int node_for_locked(sluice__cluster *cs, const char *host, int port, cons
     }
     snprintf(cs->nodes[i].host, sizeof(cs->nodes[i].host), "%s", host);
     cs->nodes[i].port = port;
+    cs->nodes[i].lacks_module = false;      /* a new address: unknown until detected */
     atomic_fetch_add(&cs->nodes[i].gen, 1); /* pooled contexts of the old address reconnect */
     return i;
 }
@@ -282,6 +311,8 @@ int sluice__cluster_apply_slots(sluice__cluster *cs, const redisReply *rep, cons
             changed = true;
         }
     }
+    if (changed)
+        recount_lacking_locked(cs); /* a master left or came: "every node in use" changed */
     pthread_mutex_unlock(&cs->topo_mu);
     sluice__free(map);
     if (changed)

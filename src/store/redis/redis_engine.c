@@ -9,8 +9,9 @@
  * auto detects per connection: every new connection (so after every
  * reconnect, Sentinel failover or Cluster failover) sends COMMAND INFO
  * sluice.decide with its setup and uses the module only if that node has
- * it; until the answer is in, and on a node without it, the Lua script
- * decides.  Both engines keep the same keys and bytes and make the same
+ * it and, in a Cluster, no master of the slot map was found without it
+ * (cluster_topo.c keeps that count); until the answer is in, and on a node
+ * without it, the Lua script decides.  Both engines keep the same keys and bytes and make the same
  * decisions, so mixing them, node by node or decision by decision, is exact.
  * A module that disappears under a live connection (MODULE UNLOAD) answers
  * "unknown command"; auto then re-sends that decision as Lua.

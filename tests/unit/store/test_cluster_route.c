@@ -136,6 +136,48 @@ static void test_apply_slots(void)
     free(cs);
 }
 
+/* engine=auto: the module only while no master of the slot map lacks it;
+ * a master that leaves the map no longer counts, a new address is unknown */
+static void test_engine_every_node(void)
+{
+    sluice__cluster *cs = calloc(1, sizeof(*cs));
+    ASSERT(cs);
+    pthread_mutex_init(&cs->topo_mu, NULL);
+    for (int s = 0; s < SLUICE_CLUSTER_SLOTS; s++)
+        cs->slots[s] = SLUICE_CLUSTER_NO_NODE;
+    cs->engine = SLUICE__ENGINE_AUTO;
+    redisReply *two = read_reply("*2\r\n*3\r\n:0\r\n:8191\r\n*2\r\n$1\r\na\r\n:7000\r\n"
+                                 "*3\r\n:8192\r\n:16383\r\n*2\r\n$1\r\nb\r\n:7001\r\n");
+    ASSERT_EQ(sluice__cluster_apply_slots(cs, two, "seed"), 0);
+    int a = sluice__cluster_slot_node(cs, 0), b = sluice__cluster_slot_node(cs, 16383);
+    uint64_t ga = atomic_load(&cs->nodes[a].gen), gb = atomic_load(&cs->nodes[b].gen);
+    ASSERT(sluice__cluster_use_module(cs, true));
+    ASSERT(!sluice__cluster_use_module(cs, false)); /* a connection not (yet) detected */
+    sluice__cluster_engine_note(cs, a, ga, true);
+    sluice__cluster_engine_note(cs, b, gb, false);
+    ASSERT_EQ(atomic_load(&cs->lacking), 1);
+    ASSERT(!sluice__cluster_use_module(cs, true));    /* b lacks it: Lua on a too */
+    sluice__cluster_engine_note(cs, b, gb + 1, true); /* another address's note: ignored */
+    ASSERT(!sluice__cluster_use_module(cs, true));
+    sluice__cluster_engine_note(cs, b, gb, true); /* re-detected after a reconnect */
+    ASSERT(sluice__cluster_use_module(cs, true));
+    sluice__cluster_engine_note(cs, b, gb, false);
+    ASSERT(!sluice__cluster_use_module(cs, true));
+    /* b leaves the map (a takes every slot): only nodes in use count */
+    redisReply *one = read_reply("*1\r\n*3\r\n:0\r\n:16383\r\n*2\r\n$1\r\na\r\n:7000\r\n");
+    ASSERT_EQ(sluice__cluster_apply_slots(cs, one, "seed"), 0);
+    ASSERT_EQ(atomic_load(&cs->lacking), 0);
+    ASSERT(sluice__cluster_use_module(cs, true));
+    /* engine=module never falls back */
+    cs->engine = SLUICE__ENGINE_MODULE;
+    ASSERT_EQ(sluice__cluster_apply_slots(cs, two, "seed"), 0);
+    ASSERT_EQ(atomic_load(&cs->lacking), 1);
+    ASSERT(sluice__cluster_use_module(cs, true));
+    freeReplyObject(one);
+    freeReplyObject(two);
+    free(cs);
+}
+
 int main(void)
 {
     RUN(test_redirects);
@@ -143,5 +185,6 @@ int main(void)
     RUN(test_op_slot);
     RUN(test_wait_ms);
     RUN(test_apply_slots);
+    RUN(test_engine_every_node);
     return test_done();
 }
