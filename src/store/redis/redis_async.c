@@ -1,10 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * redis_async.c - the asynchronous decision path of the Redis store, for
- * event loops (sluiced's workers).  One hiredis async connection per loop,
- * attached with hiredis's libevent adapter; every decision in flight on that
- * loop is pipelined on it (hiredis coalesces the commands of one loop turn
- * into one write, and answers FIFO).
+ * event loops (sluiced's workers).  SLUICE_REDIS_ASYNC_CONNS (2) hiredis
+ * async connections per loop (see the end of this file for why two),
+ * attached with hiredis's libevent adapter; the decisions in flight on that
+ * loop are pipelined on them (hiredis coalesces the commands of one loop
+ * turn into one write per connection, and answers FIFO).
  *
  * hiredis 0.14 has no timeouts and frees its context itself after any
  * disconnect, so this file keeps:
@@ -316,18 +317,11 @@ static void on_deadline(evutil_socket_t fd, short what, void *arg)
         conn_drop(c); /* nothing came back at all: the server is frozen */
 }
 
-int sluice__redis_decide_async(void *conn, const sluice__op *op, sluice__store_cb cb, void *arg)
+/* Sends op on c (the deny cache already asked); the callback as for
+ * sluice__redis_decide_async. */
+static int conn_decide(aconn *c, const sluice__op *op, int64_t sent_ns, sluice__store_cb cb,
+                       void *arg)
 {
-    aconn *c = conn;
-    if (!c || !op || !cb || op->nlimits < 1 || op->nlimits > SLUICE_MAX_LIMITS ||
-        op->key_len > SLUICE_STORE_KEY_MAX)
-        return SLUICE_EINVAL;
-    int64_t sent_ns = sluice__deny_cache_clock_ns();
-    sluice_decision cached;
-    if (sluice__deny_cache_lookup(c->r->dc, op, sent_ns, &cached)) {
-        cb(0, &cached, arg); /* a denial still certain: no round trip */
-        return 0;
-    }
     if (c->gen != atomic_load(&c->r->gen)) {
         /* Sentinel moved the master: go there now, whatever the backoff */
         conn_drop(c);
@@ -369,7 +363,10 @@ int sluice__redis_decide_async(void *conn, const sluice__op *op, sluice__store_c
     return 0;
 }
 
-int sluice__redis_attach(void *impl, struct event_base *base, void **conn, sluice_error *err)
+static void conn_detach(aconn *c);
+
+static int conn_attach(sluice__redis *impl, struct event_base *base, aconn **conn,
+                       sluice_error *err)
 {
     *conn = NULL;
     aconn *c = sluice__calloc(1, sizeof(*c));
@@ -382,7 +379,7 @@ int sluice__redis_attach(void *impl, struct event_base *base, void **conn, sluic
     c->deadline_tv = event_base_init_common_timeout(base, &tv);
     if (sluice__redis_alink_init(&c->link, base, conn_lost) != 0 || !c->retry_timer ||
         !c->deadline_tv) {
-        sluice__redis_detach(c);
+        conn_detach(c);
         return sluice__redis_error(err, SLUICE_ENOMEM, "out of memory", NULL);
     }
     conn_connect(c);
@@ -390,9 +387,8 @@ int sluice__redis_attach(void *impl, struct event_base *base, void **conn, sluic
     return 0;
 }
 
-void sluice__redis_detach(void *conn)
+static void conn_detach(aconn *c)
 {
-    aconn *c = conn;
     if (!c)
         return;
     c->closing = true;
@@ -408,4 +404,74 @@ void sluice__redis_detach(void *conn)
         sluice__free(q);
     }
     sluice__free(c);
+}
+
+/* ---- the loop's connections ------------------------------------------- */
+
+/*
+ * A loop decides over SLUICE_REDIS_ASYNC_CONNS connections.  With one, the
+ * loop and Redis take turns: the loop writes a batch, sleeps while Redis
+ * works through it, then answers it while Redis sleeps, so each batch pays
+ * both sides' work plus two wake-ups.  With two, one connection's batch can
+ * be at Redis while the loop answers the other's: `sluice bench
+ * --concurrency 64` on engine=module, one connection against two in four
+ * paired rounds, 128k-168k against 160k-205k decisions/s (+2% to +48%).
+ * A decision goes to the connected connection with the fewer requests in
+ * flight, so the one whose replies are being answered takes the new ones
+ * while the other is at Redis.
+ */
+typedef struct apool {
+    aconn *c[SLUICE_REDIS_ASYNC_CONNS];
+} apool;
+
+int sluice__redis_attach(void *impl, struct event_base *base, void **conn, sluice_error *err)
+{
+    *conn = NULL;
+    apool *p = sluice__calloc(1, sizeof(*p));
+    if (!p)
+        return sluice__redis_error(err, SLUICE_ENOMEM, "out of memory", NULL);
+    for (int i = 0; i < SLUICE_REDIS_ASYNC_CONNS; i++) {
+        int rc = conn_attach(impl, base, &p->c[i], err);
+        if (rc) {
+            sluice__redis_detach(p);
+            return rc;
+        }
+    }
+    *conn = p;
+    return 0;
+}
+
+void sluice__redis_detach(void *conn)
+{
+    apool *p = conn;
+    if (!p)
+        return;
+    for (int i = 0; i < SLUICE_REDIS_ASYNC_CONNS; i++)
+        conn_detach(p->c[i]);
+    sluice__free(p);
+}
+
+int sluice__redis_decide_async(void *conn, const sluice__op *op, sluice__store_cb cb, void *arg)
+{
+    apool *p = conn;
+    if (!p || !op || !cb || op->nlimits < 1 || op->nlimits > SLUICE_MAX_LIMITS ||
+        op->key_len > SLUICE_STORE_KEY_MAX)
+        return SLUICE_EINVAL;
+    aconn *c0 = p->c[0];
+    int64_t sent_ns = sluice__deny_cache_clock_ns();
+    sluice_decision cached;
+    if (sluice__deny_cache_lookup(c0->r->dc, op, sent_ns, &cached)) {
+        cb(0, &cached, arg); /* a denial still certain: no round trip */
+        return 0;
+    }
+    /* the connected one with the fewest in flight; the first when none is
+     * (it fails the decision at once, and reconnects).  One whose address
+     * Sentinel changed reconnects in conn_decide when it is picked. */
+    aconn *best = NULL;
+    for (int i = 0; i < SLUICE_REDIS_ASYNC_CONNS; i++) {
+        aconn *c = p->c[i];
+        if (c->link.ac && (!best || c->inflight < best->inflight))
+            best = c;
+    }
+    return conn_decide(best ? best : c0, op, sent_ns, cb, arg);
 }

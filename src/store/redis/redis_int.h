@@ -28,6 +28,7 @@
 #define SLUICE_REDIS_BACKOFF_MAX_MS 1000
 #define SLUICE_REDIS_HOST_MAX 256
 #define SLUICE_REDIS_ASYNC_MAX_INFLIGHT 65536 /* per loop connection */
+#define SLUICE_REDIS_ASYNC_CONNS 2            /* connections per event loop (redis_async.c) */
 /* TTL slack for explicit (replay) times: the key's TTL runs on the server's
  * real clock while its state lives on the caller's virtual clock, so such
  * keys live this much longer than their reset_after. */
