@@ -113,8 +113,7 @@ static int slot_connect(sluice__cluster *cs, int i, sluice__redis_slot *s, int64
         return err && err->code ? err->code : SLUICE_ESTORE;
     s->module = sluice__redis_detect_reply(rep);
     freeReplyObject(rep);
-    sluice__redis_engine_note(host, port, s->module, "detected");
-    sluice__cluster_engine_note(cs, i, gen, s->module);
+    sluice__cluster_engine_note(cs, i, gen, s->module, "detected");
     return 0;
 }
 
@@ -222,11 +221,7 @@ static int node_attempt(sluice__cluster *cs, int i, const sluice__op *op, bool a
         /* the module left this node (MODULE UNLOAD): Lua from now on here */
         freeReplyObject(rep);
         s->module = false;
-        char h[SLUICE_REDIS_HOST_MAX];
-        int p;
-        sluice__cluster_node_addr(cs, i, h, sizeof(h), &p);
-        sluice__redis_engine_note(h, p, false, "module_gone");
-        sluice__cluster_engine_note(cs, i, s->gen, false);
+        sluice__cluster_engine_note(cs, i, s->gen, false, "module_gone");
         len = sluice__redis_format_evalsha(cs->sha, op, cmd, sizeof(cmd));
         rc = send_and_read(s, cmd, len, false, asking, wait_n, deadline_us, &rep, &dirty, &acked,
                            err);

@@ -204,11 +204,7 @@ static void on_detect(redisAsyncContext *ac, void *reply, void *privdata)
     if (n->link.ac != ac)
         return;
     n->module = sluice__redis_detect_reply(reply);
-    char host[SLUICE_REDIS_HOST_MAX];
-    int port;
-    sluice__cluster_node_addr(n->l->cs, n->index, host, sizeof(host), &port);
-    sluice__redis_engine_note(host, port, n->module, "detected");
-    sluice__cluster_engine_note(n->l->cs, n->index, n->gen, n->module);
+    sluice__cluster_engine_note(n->l->cs, n->index, n->gen, n->module, "detected");
 }
 
 static int conn_connect(cnconn *n)
@@ -410,9 +406,7 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *privdata)
         if (q->l->cs->engine == SLUICE__ENGINE_AUTO && q->loads++ < 2 && n->link.ac == ac) {
             if (n->module) {
                 n->module = false;
-                sluice__cluster_node_addr(q->l->cs, n->index, host, sizeof(host), &port);
-                sluice__redis_engine_note(host, port, false, "module_gone");
-                sluice__cluster_engine_note(q->l->cs, n->index, n->gen, false);
+                sluice__cluster_engine_note(q->l->cs, n->index, n->gen, false, "module_gone");
             }
             if (req_send(n, q, false) == 0)
                 return;

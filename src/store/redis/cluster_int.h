@@ -121,10 +121,12 @@ void sluice__cluster_kick(sluice__cluster *cs);
 
 /**
  * engine=auto: records what a connection to node i (address generation gen)
- * detected, and recounts cs->lacking over the nodes the slot map uses.  A
- * note for an older address of the entry is ignored.
+ * detected ("detected", "module_gone"): reports it with the node's address
+ * (sluice__redis_engine_note) and recounts cs->lacking over the nodes the
+ * slot map uses.  A note for an older address of the entry is ignored.
  */
-void sluice__cluster_engine_note(sluice__cluster *cs, int i, uint64_t gen, bool module);
+void sluice__cluster_engine_note(sluice__cluster *cs, int i, uint64_t gen, bool module,
+                                 const char *why);
 
 /**
  * Whether a connection whose own detection says conn_module decides with

@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "store/redis/cluster_int.h"
+#include "store/redis/redis_engine.h"
 #include "util/alloc.h"
 
 /* ---- slots and nodes --------------------------------------------------- */
@@ -62,15 +63,25 @@ static void recount_lacking_locked(sluice__cluster *cs)
     atomic_store(&cs->lacking, lacking);
 }
 
-void sluice__cluster_engine_note(sluice__cluster *cs, int i, uint64_t gen, bool module)
+void sluice__cluster_engine_note(sluice__cluster *cs, int i, uint64_t gen, bool module,
+                                 const char *why)
 {
+    char host[SLUICE_REDIS_HOST_MAX];
+    int port = 0;
+    bool current = false;
     pthread_mutex_lock(&cs->topo_mu);
-    if (i >= 0 && i < cs->nnodes && atomic_load(&cs->nodes[i].gen) == gen &&
-        cs->nodes[i].lacks_module != !module) {
-        cs->nodes[i].lacks_module = !module;
-        recount_lacking_locked(cs);
+    if (i >= 0 && i < cs->nnodes && atomic_load(&cs->nodes[i].gen) == gen) {
+        current = true;
+        snprintf(host, sizeof(host), "%s", cs->nodes[i].host);
+        port = cs->nodes[i].port;
+        if (cs->nodes[i].lacks_module != !module) {
+            cs->nodes[i].lacks_module = !module;
+            recount_lacking_locked(cs);
+        }
     }
     pthread_mutex_unlock(&cs->topo_mu);
+    if (current) /* outside topo_mu: the report takes its own lock and runs a hook */
+        sluice__redis_engine_note(host, port, module, why);
 }
 
 /* Under topo_mu.  pinned (may be NULL) marks entries that must not be reused. */

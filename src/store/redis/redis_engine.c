@@ -11,8 +11,9 @@
  * sluice.decide with its setup and uses the module only if that node has
  * it and, in a Cluster, no master of the slot map was found without it
  * (cluster_topo.c keeps that count); until the answer is in, and on a node
- * without it, the Lua script decides.  Both engines keep the same keys and bytes and make the same
- * decisions, so mixing them, node by node or decision by decision, is exact.
+ * without it, the Lua script decides.  Both engines keep the same keys and
+ * bytes and make the same decisions, so mixing them, node by node or
+ * decision by decision, is exact.
  * A module that disappears under a live connection (MODULE UNLOAD) answers
  * "unknown command"; auto then re-sends that decision as Lua.
  *

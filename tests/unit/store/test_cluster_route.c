@@ -153,15 +153,16 @@ static void test_engine_every_node(void)
     uint64_t ga = atomic_load(&cs->nodes[a].gen), gb = atomic_load(&cs->nodes[b].gen);
     ASSERT(sluice__cluster_use_module(cs, true));
     ASSERT(!sluice__cluster_use_module(cs, false)); /* a connection not (yet) detected */
-    sluice__cluster_engine_note(cs, a, ga, true);
-    sluice__cluster_engine_note(cs, b, gb, false);
+    sluice__cluster_engine_note(cs, a, ga, true, "detected");
+    sluice__cluster_engine_note(cs, b, gb, false, "detected");
     ASSERT_EQ(atomic_load(&cs->lacking), 1);
-    ASSERT(!sluice__cluster_use_module(cs, true));    /* b lacks it: Lua on a too */
-    sluice__cluster_engine_note(cs, b, gb + 1, true); /* another address's note: ignored */
+    ASSERT(!sluice__cluster_use_module(cs, true)); /* b lacks it: Lua on a too */
+    sluice__cluster_engine_note(cs, b, gb + 1, true,
+                                "detected"); /* another address's note: ignored */
     ASSERT(!sluice__cluster_use_module(cs, true));
-    sluice__cluster_engine_note(cs, b, gb, true); /* re-detected after a reconnect */
+    sluice__cluster_engine_note(cs, b, gb, true, "detected"); /* re-detected after a reconnect */
     ASSERT(sluice__cluster_use_module(cs, true));
-    sluice__cluster_engine_note(cs, b, gb, false);
+    sluice__cluster_engine_note(cs, b, gb, false, "detected");
     ASSERT(!sluice__cluster_use_module(cs, true));
     /* b leaves the map (a takes every slot): only nodes in use count */
     redisReply *one = read_reply("*1\r\n*3\r\n:0\r\n:16383\r\n*2\r\n$1\r\na\r\n:7000\r\n");
