@@ -72,6 +72,16 @@ char *sluice__num_put(char *p, int64_t v)
     return end;
 }
 
+char *sluice__nums_put(char *p, const int64_t *v, int n)
+{
+    for (int i = 0; i < n; i++) {
+        if (i > 0)
+            *p++ = ' ';
+        p = sluice__num_put(p, v[i]);
+    }
+    return p;
+}
+
 int sluice__nums_parse(const char *p, size_t len, int64_t *out, int n)
 {
     const char *end = p + len;

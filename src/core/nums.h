@@ -19,6 +19,11 @@
  * sign) at p, which has SLUICE__NUM_MAX bytes of room; returns the end. */
 char *sluice__num_put(char *p, int64_t v);
 
+/** Writes the n numbers of v separated by single spaces (the form
+ * sluice__nums_parse reads) at p, which has n * (SLUICE__NUM_MAX + 1) bytes
+ * of room; returns the end. */
+char *sluice__nums_put(char *p, const int64_t *v, int n);
+
 /**
  * Reads exactly n integers from the len bytes at p: each an optional '-' and
  * 1 to 18 decimal digits (so no overflow is possible), separated by single

@@ -381,18 +381,20 @@ static int64_t clock_ms(void)
  * reset_after_ms retry_after_ms delay_ms" per limit (see the top). */
 static void reply_decision(RedisModuleCtx *ctx, const sluice_decision *d, int n)
 {
-    char buf[(1 + 6 * SLUICE_MAX_LIMITS) * (SLUICE__NUM_MAX + 1)], *p = buf;
-    p = sluice__num_put(p, d->now_ms);
+    int64_t v[1 + 6 * SLUICE_MAX_LIMITS], *x = v;
+    *x++ = d->now_ms;
     for (int i = 0; i < n; i++) {
         const sluice_limit_decision *l = &d->limits[i];
-        const int64_t v[6] = {l->allowed ? 1 : 0, l->limit,          l->remaining,
-                              l->reset_after_ms,  l->retry_after_ms, l->delay_ms};
-        for (int k = 0; k < 6; k++) {
-            *p++ = ' ';
-            p = sluice__num_put(p, v[k]);
-        }
+        *x++ = l->allowed ? 1 : 0;
+        *x++ = l->limit;
+        *x++ = l->remaining;
+        *x++ = l->reset_after_ms;
+        *x++ = l->retry_after_ms;
+        *x++ = l->delay_ms;
     }
-    RM_ReplyWithStringBuffer(ctx, buf, (size_t)(p - buf));
+    char buf[(1 + 6 * SLUICE_MAX_LIMITS) * (SLUICE__NUM_MAX + 1)];
+    char *end = sluice__nums_put(buf, v, (int)(x - v));
+    RM_ReplyWithStringBuffer(ctx, buf, (size_t)(end - buf));
 }
 
 /* Opens and loads every key; NULL, or the error reply's text. */

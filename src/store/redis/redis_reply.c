@@ -168,21 +168,20 @@ long sluice__redis_format_module(const sluice__op *op, char *buf, size_t size)
         *p++ = '\r';
         *p++ = '\n';
     }
-    char nums[(3 + 4 * SLUICE_MAX_LIMITS) * (SLUICE__NUM_MAX + 1)], *q = nums;
-    q = sluice__num_put(q, op->now_ms == SLUICE_NOW ? -1 : op->now_ms);
-    *q++ = ' ';
-    q = sluice__num_put(q, op->cost);
-    *q++ = ' ';
-    q = sluice__num_put(q, op->now_ms == SLUICE_NOW ? 0 : SLUICE_REDIS_REPLAY_SLACK_MS);
+    int64_t v[3 + 4 * SLUICE_MAX_LIMITS], *x = v;
+    *x++ = op->now_ms == SLUICE_NOW ? -1 : op->now_ms;
+    *x++ = op->cost;
+    *x++ = op->now_ms == SLUICE_NOW ? 0 : SLUICE_REDIS_REPLAY_SLACK_MS;
     for (int i = 0; i < n; i++) {
         const sluice_limit *lim = &op->limits[i];
-        const int64_t v[4] = {lim->algorithm, lim->limit, lim->window_ms, lim->burst};
-        for (int k = 0; k < 4; k++) {
-            *q++ = ' ';
-            q = sluice__num_put(q, v[k]);
-        }
+        *x++ = lim->algorithm;
+        *x++ = lim->limit;
+        *x++ = lim->window_ms;
+        *x++ = lim->burst;
     }
-    p = put_bulk(p, nums, (size_t)(q - nums));
+    char nums[(3 + 4 * SLUICE_MAX_LIMITS) * (SLUICE__NUM_MAX + 1)];
+    char *end = sluice__nums_put(nums, v, (int)(x - v));
+    p = put_bulk(p, nums, (size_t)(end - nums));
     return (long)(p - buf);
 }
 

@@ -112,9 +112,36 @@ static void test_parse(void)
     ASSERT_EQ(sluice__nums_parse("1\0002", 3, v, 2), -1);
 }
 
+/* nums_put writes what nums_parse reads back, at the sizes the module uses */
+static void test_put_list(void)
+{
+    int64_t v[3 + 4 * 8], back[3 + 4 * 8];
+    uint64_t x = 12345;
+    for (int n = 1; n <= (int)(sizeof(v) / sizeof(v[0])); n++) {
+        for (int i = 0; i < n; i++) {
+            x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+            v[i] = (int64_t)(x >> 11) % 1000000000000000LL; /* at most 15 digits, both signs */
+        }
+        char buf[(3 + 4 * 8) * (SLUICE__NUM_MAX + 1)];
+        char *end = sluice__nums_put(buf, v, n);
+        ASSERT_EQ(sluice__nums_parse(buf, (size_t)(end - buf), back, n), 0);
+        for (int i = 0; i < n; i++)
+            ASSERT_EQ(back[i], v[i]);
+        /* one number fewer or more than written is refused */
+        ASSERT_EQ(sluice__nums_parse(buf, (size_t)(end - buf), back, n + 1), -1);
+        if (n > 1)
+            ASSERT_EQ(sluice__nums_parse(buf, (size_t)(end - buf), back, n - 1), -1);
+    }
+    char one[SLUICE__NUM_MAX + 1];
+    const int64_t m1 = -1;
+    *sluice__nums_put(one, &m1, 1) = '\0';
+    ASSERT_STREQ(one, "-1");
+}
+
 int main(void)
 {
     RUN(test_put);
     RUN(test_parse);
+    RUN(test_put_list);
     return test_done();
 }
