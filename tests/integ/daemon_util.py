@@ -99,14 +99,21 @@ class Sluiced:
     def signal(self, sig):
         self.proc.send_signal(sig)
 
-    def stop(self):
+    def terminate(self, timeout):
+        """SIGTERM (unless it exited already), then up to timeout seconds for
+        the exit: its status, or None while it still runs."""
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
-                self.proc.wait(10)
+                self.proc.wait(timeout)
             except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+                pass
+        return self.proc.poll()
+
+    def stop(self):
+        if self.terminate(10) is None:
+            self.proc.kill()
+            self.proc.wait()
         self.log.close()
         shutil.rmtree(self.dir, ignore_errors=True)
 

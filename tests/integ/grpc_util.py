@@ -6,7 +6,6 @@ Calls go through grpc.Channel.unary_unary with the classes' serializers.
 Run with /usr/bin/python3 (Debian's grpcio and protobuf)."""
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -63,14 +62,8 @@ class CleanExit:
     access makes sluiced exit non-zero and print one)."""
 
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                pass
+        code = self.terminate(30)
         log = self.logtext()
-        code = self.proc.poll()
         super().stop()
         assert "Sanitizer" not in log, log[-3000:]
         assert code == 0, "sluiced exit status: %r, expected 0" % (code,)
