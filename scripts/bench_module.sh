@@ -13,7 +13,7 @@
 #      100/h (keys stay), then bench/bench_redis.c's open loop at half of
 #      the module's peak (its p99) at hz 10 and hz 100, and without expiry;
 #   3. sluiced /v1/authorize on engine=module (wrk -c64) against the `sluice
-#      bench` ceiling of the same store.
+#      bench` ceiling of the same store, with each side's CPU per request.
 #   4. with SLUICE_BENCH_CALLGRIND=1: instructions per command on the server
 #      (valgrind --tool=callgrind on redis-server), which other load on the
 #      machine does not skew.
@@ -207,17 +207,30 @@ EOF
     --workers 1 >"$RL_DIR/d.log" 2>&1 &
   dp=$!
   for _ in $(seq 1 200); do (exec 3<>"/dev/tcp/127.0.0.1/$hp") 2>/dev/null && break; sleep 0.05; done
-  pin_cli wrk -t1 -c64 -d5s --latency -s "$RL_DIR/a.lua" "http://127.0.0.1:$hp/" >"$RL_DIR/wrk.out" 2>&1
+  # CPU seconds each side spent, so the shared CPU can be read out of the
+  # ratio: sluiced's from /proc (taskset execs it, so $dp is sluiced), wrk's
+  # and the bench client's from `times` in a subshell (its children's line)
+  proc_cpu() { awk -v t="$(getconf CLK_TCK)" '{ printf "%.3f", ($14 + $15) / t }' "/proc/$1/stat"; }
+  child_cpu() { tail -1 | tr 'ms' '  ' | awk '{ printf "%.3f", $1 * 60 + $2 + $3 * 60 + $4 }'; }
+  d0=$(proc_cpu "$dp")
+  wcpu=$( (pin_cli wrk -t1 -c64 -d5s --latency -s "$RL_DIR/a.lua" "http://127.0.0.1:$hp/" >"$RL_DIR/wrk.out" 2>&1; times) | child_cpu)
+  d1=$(proc_cpu "$dp")
   kill "$dp"; wait "$dp" 2>/dev/null
   rps=$(awk '/^Requests\/sec:/ {printf "%d", $2}' "$RL_DIR/wrk.out")
   p99=$(awk '$1 == "99%" {print $2}' "$RL_DIR/wrk.out")
   rcli mb FLUSHALL >/dev/null
-  ceil=$(pin_cli "$S" bench --config "$RL_DIR/d.yaml" --rule bench --store "$URL?engine=module" \
-    --concurrency 64 --requests 400000 --keys 10000 2>/dev/null | tail -1 | sed -n 's/.*decisions_per_sec=\([0-9]*\).*/\1/p')
+  bcpu=$( (pin_cli "$S" bench --config "$RL_DIR/d.yaml" --rule bench --store "$URL?engine=module" \
+    --concurrency 64 --requests 400000 --keys 10000 >"$RL_DIR/ceil.out" 2>/dev/null; times) | child_cpu)
+  ceil=$(tail -1 "$RL_DIR/ceil.out" | sed -n 's/.*decisions_per_sec=\([0-9]*\).*/\1/p')
   echo "sluiced --workers 1 /v1/authorize on $URL?engine=module, wrk -t1 -c64 -d5s, 10000 keys: ${rps:-FAILED} req/s, p99 $p99"
   echo "sluice bench ceiling of the same store and rule (--concurrency 64): ${ceil:-FAILED} decisions/s"
   [ -n "$rps" ] && [ -n "$ceil" ] && awk -v r="$rps" -v c="$ceil" 'BEGIN {
     printf "target: sluiced >= 80%% of the sluice bench ceiling: %.0f%%: %s (wrk, sluiced and Redis share %d CPUs)\n", 100 * r / c, (r >= 0.8 * c ? "met" : "NOT met"), '"$ncpu"' }'
+  nreq=$(awk '$2 == "requests" && $3 == "in" {print $1}' "$RL_DIR/wrk.out")
+  [ -n "$nreq" ] && [ "$nreq" -gt 0 ] && awk -v n="$nreq" -v d0="$d0" -v d1="$d1" -v w="$wcpu" -v b="$bcpu" 'BEGIN {
+    d = d1 - d0
+    printf "CPU per request: sluiced %.2f us, wrk %.2f us; sluice bench client %.2f us per decision; sluiced alone on one CPU: about %d req/s\n",
+      1e6 * d / n, 1e6 * w / n, 1e6 * b / 400000, (d > 0 ? n / d : 0) }'
 else
   echo "skipped sluiced: wrk or sluiced missing"
 fi
