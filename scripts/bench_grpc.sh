@@ -26,6 +26,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
+. "$root/scripts/bench_lib.sh"
 build=${BUILD:-build}
 nreq=${SLUICE_BENCH_GRPC_REQUESTS:-400000}
 secs=${SLUICE_BENCH_GRPC_SECONDS:-5}
@@ -47,12 +48,6 @@ cleanup() {
 trap cleanup EXIT INT TERM
 
 free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() {
-  for _ in $(seq 1 400); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.05; done
-  return 1
-}
-cpu_ticks() { awk '{print $14+$15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
-hz=$(getconf CLK_TCK)
 
 cat > "$tmp/bench.yaml" <<'EOF'
 domain: bench
@@ -92,37 +87,35 @@ EOF
 RLS_URL_PATH=/envoy.service.ratelimit.v3.RateLimitService/ShouldRateLimit
 h2args=(-d "$tmp/req.bin" -H "content-type: application/grpc" -H "te: trailers")
 
-to_ms() { awk -v v="$1" 'BEGIN { u = v; sub(/[0-9.]+/, "", u); x = v + 0;
-  if (u == "us") x /= 1000; else if (u == "s") x *= 1000; printf "%.3f", x }'; }
 
 # run_h2load PORT PID N CONNS STREAMS: sets rps p99 cpu ok
 run_h2load() {
   local port=$1 pid=$2 n=$3 c=$4 m=$5
   local c0 c1
   rm -f "$tmp/h2.log"
-  c0=$(cpu_ticks "$pid")
+  c0=$(cpu_secs "$pid")
   h2load -n "$n" -c "$c" -m "$m" -t 1 "${h2args[@]}" --log-file="$tmp/h2.log" \
     "http://127.0.0.1:$port$RLS_URL_PATH" > "$tmp/h2.out" 2>&1
-  c1=$(cpu_ticks "$pid")
+  c1=$(cpu_secs "$pid")
   rps=$(awk '/^finished in/ {printf "%d", $4}' "$tmp/h2.out")
   ok=$(awk '/^requests:/ {print $8}' "$tmp/h2.out")
   # the log: start time, HTTP status, elapsed microseconds; one line per request
   p99=$(awk '{print $3}' "$tmp/h2.log" | sort -n | awk '{a[NR]=$1} END { if (NR) printf "%.3f", a[int(NR*0.99)]/1000; else print "-" }')
-  cpu=$(awk -v t=$((c1 - c0)) -v n="$n" -v hz="$hz" 'BEGIN { printf "%.1f", t * 1e6 / hz / n }')
+  cpu=$(us_per "$c0" "$c1" "$n")
   [ -n "$rps" ] || { rps=0; sed 's/^/    /' "$tmp/h2.out" | tail -n 5; }
 }
 
 # run_wrk PORT PID CONNS PACE_MS: sets rps p99 cpu
 run_wrk() {
   local port=$1 pid=$2 conns=$3 pace=$4 c0 c1 n
-  c0=$(cpu_ticks "$pid")
+  c0=$(cpu_secs "$pid")
   wrk -t1 -c"$conns" -d"${secs}s" --latency -s "$tmp/authorize.lua" "http://127.0.0.1:$port/" \
     -- "$pace" > "$tmp/wrk.out" 2>&1
-  c1=$(cpu_ticks "$pid")
+  c1=$(cpu_secs "$pid")
   rps=$(awk '/^Requests\/sec:/ {printf "%d", $2}' "$tmp/wrk.out")
   n=$(awk '/requests in/ {print $1}' "$tmp/wrk.out")
   p99=$(to_ms "$(awk '$1 == "99%" {print $2}' "$tmp/wrk.out")")
-  cpu=$(awk -v t=$((c1 - c0)) -v n="${n:-0}" -v hz="$hz" 'BEGIN { if (n > 0) printf "%.1f", t * 1e6 / hz / n; else print "-" }')
+  cpu=$(us_per "$c0" "$c1" "$n")
   [ -n "$rps" ] || { rps=0; sed 's/^/    /' "$tmp/wrk.out"; }
 }
 
@@ -132,7 +125,7 @@ gport=$(free_port)
   --store memory:// --workers "$workers" --log-level warn > "$tmp/sluiced.log" 2>&1 &
 spid=$!
 pids+=($spid)
-wait_port "$gport" || { echo "sluiced did not start"; cat "$tmp/sluiced.log"; exit 1; }
+wait_port "$gport" 400 || { echo "sluiced did not start"; cat "$tmp/sluiced.log"; exit 1; }
 
 echo "machine: $(nproc) CPUs, load $(cut -d" " -f1-3 /proc/loadavg); sluiced memory://, $workers workers; one key, every request admitted"
 echo "gRPC: h2load -t1 -c4 -m64 -n $nreq (peak = best of $repeat); half: h2load closed-loop with fewer streams in flight, the run nearest half the peak; p99 from h2load's per-request log"
@@ -199,7 +192,7 @@ valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$tmp/cg.out" 
   > "$tmp/cg.log" 2>&1 &
 vp=$!
 pids+=($vp)
-wait_port "$gport" || { echo "callgrind: sluiced did not start"; exit 0; }
+wait_port "$gport" 400 || { echo "callgrind: sluiced did not start"; exit 0; }
 cg_dump() { callgrind_control -d "$vp" > /dev/null 2>&1; sleep 0.5; }
 # ir_total: the instructions of every dump so far
 ir_total() { cat "$tmp"/cg.out* 2>/dev/null | awk '/^totals:/ {s += $2} END {print s + 0}'; }

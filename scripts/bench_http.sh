@@ -27,6 +27,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
+. "$root/scripts/bench_lib.sh"
 build=${BUILD:-build}
 secs=${SLUICE_BENCH_HTTP_SECONDS:-5}
 repeat=${SLUICE_BENCH_HTTP_REPEAT:-3}   # peak = best of this many runs (shared machines are noisy)
@@ -48,12 +49,6 @@ cleanup() {
 trap cleanup EXIT INT TERM
 
 free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() {
-  for _ in $(seq 1 200); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.05; done
-  return 1
-}
-cpu_ticks() { local t=0 p; for p in "$@"; do t=$((t + $(awk '{print $14+$15}' "/proc/$p/stat" 2>/dev/null || echo 0))); done; echo "$t"; }
-hz=$(getconf CLK_TCK)
 
 cat > "$tmp/sluice.yaml" <<'EOF'
 identify: [header:X-API-Key, ip]
@@ -103,24 +98,21 @@ init = function(args)
 end
 EOF
 
-# to_ms VALUE: wrk latency ("812.00us", "1.20ms", "1.01s") in ms
-to_ms() { awk -v v="$1" 'BEGIN { u = v; sub(/[0-9.]+/, "", u); x = v + 0;
-  if (u == "us") x /= 1000; else if (u == "s") x *= 1000; printf "%.3f", x }'; }
 
 # run_wrk PORT SCRIPT CONNS PACE_MS PIDS...: sets rps p50 p99 cpu
 run_wrk() {
   local port=$1 script=$2 conns=$3 pace=$4; shift 4
   local c0 c1 n
-  c0=$(cpu_ticks "$@")
+  c0=$(cpu_secs "$@")
   wrk -t1 -c"$conns" -d"${secs}s" --latency -s "$script" "http://127.0.0.1:$port/" -- "$pace" \
     > "$tmp/wrk.out" 2>&1
-  c1=$(cpu_ticks "$@")
+  c1=$(cpu_secs "$@")
   rps=$(awk '/^Requests\/sec:/ {printf "%d", $2}' "$tmp/wrk.out")
   n=$(awk '/requests in/ {print $1}' "$tmp/wrk.out")
   p50=$(to_ms "$(awk '$1 == "50%" {print $2}' "$tmp/wrk.out")")
   p99=$(to_ms "$(awk '$1 == "99%" {print $2}' "$tmp/wrk.out")")
   non2xx=$(awk '/Non-2xx/ {print $5}' "$tmp/wrk.out")
-  cpu=$(awk -v t=$((c1 - c0)) -v n="${n:-0}" -v hz="$hz" 'BEGIN { if (n > 0) printf "%.1f", t * 1e6 / hz / n; else print "-" }')
+  cpu=$(us_per "$c0" "$c1" "$n")
   [ -n "$rps" ] || { rps=0; sed 's/^/    /' "$tmp/wrk.out"; }
 }
 

@@ -34,6 +34,7 @@ done
 for f in "$S" "$M"; do [ -e "$f" ] || { echo "bench_module: $f missing (build first)"; exit 1; }; done
 
 . "$root/tests/integ/redis_lib.sh"
+. "$root/scripts/bench_lib.sh"
 redis_lib_init
 ncpu=$(nproc)
 srv_cpu=0
@@ -206,31 +207,29 @@ EOF
   taskset -c "$cli_cpus" "$D" --config "$RL_DIR/d.yaml" --store "$URL?engine=module" --listen "127.0.0.1:$hp" \
     --workers 1 >"$RL_DIR/d.log" 2>&1 &
   dp=$!
-  for _ in $(seq 1 200); do (exec 3<>"/dev/tcp/127.0.0.1/$hp") 2>/dev/null && break; sleep 0.05; done
+  wait_port "$hp"
   # CPU seconds each side spent, so the shared CPU can be read out of the
   # ratio: sluiced's from /proc (taskset execs it, so $dp is sluiced), wrk's
-  # and the bench client's from `times` in a subshell (its children's line)
-  proc_cpu() { awk -v t="$(getconf CLK_TCK)" '{ printf "%.3f", ($14 + $15) / t }' "/proc/$1/stat"; }
-  child_cpu() { tail -1 | tr 'ms' '  ' | awk '{ printf "%.3f", $1 * 60 + $2 + $3 * 60 + $4 }'; }
-  d0=$(proc_cpu "$dp")
-  wcpu=$( (pin_cli wrk -t1 -c64 -d5s --latency -s "$RL_DIR/a.lua" "http://127.0.0.1:$hp/" >"$RL_DIR/wrk.out" 2>&1; times) | child_cpu)
-  d1=$(proc_cpu "$dp")
+  # and the bench client's as they exit
+  d0=$(cpu_secs "$dp")
+  wcpu=$(cpu_run "$RL_DIR/wrk.out" pin_cli wrk -t1 -c64 -d5s --latency -s "$RL_DIR/a.lua" "http://127.0.0.1:$hp/")
+  d1=$(cpu_secs "$dp")
   kill "$dp"; wait "$dp" 2>/dev/null
   rps=$(awk '/^Requests\/sec:/ {printf "%d", $2}' "$RL_DIR/wrk.out")
   p99=$(awk '$1 == "99%" {print $2}' "$RL_DIR/wrk.out")
   rcli mb FLUSHALL >/dev/null
-  bcpu=$( (pin_cli "$S" bench --config "$RL_DIR/d.yaml" --rule bench --store "$URL?engine=module" \
-    --concurrency 64 --requests 400000 --keys 10000 >"$RL_DIR/ceil.out" 2>/dev/null; times) | child_cpu)
+  bn=400000
+  bcpu=$(cpu_run "$RL_DIR/ceil.out" pin_cli "$S" bench --config "$RL_DIR/d.yaml" --rule bench --store "$URL?engine=module" \
+    --concurrency 64 --requests "$bn" --keys 10000)
   ceil=$(tail -1 "$RL_DIR/ceil.out" | sed -n 's/.*decisions_per_sec=\([0-9]*\).*/\1/p')
   echo "sluiced --workers 1 /v1/authorize on $URL?engine=module, wrk -t1 -c64 -d5s, 10000 keys: ${rps:-FAILED} req/s, p99 $p99"
   echo "sluice bench ceiling of the same store and rule (--concurrency 64): ${ceil:-FAILED} decisions/s"
+  [ -n "$rps" ] && [ -n "$ceil" ] || fail=1
   [ -n "$rps" ] && [ -n "$ceil" ] && awk -v r="$rps" -v c="$ceil" 'BEGIN {
     printf "target: sluiced >= 80%% of the sluice bench ceiling: %.0f%%: %s (wrk, sluiced and Redis share %d CPUs)\n", 100 * r / c, (r >= 0.8 * c ? "met" : "NOT met"), '"$ncpu"' }'
-  nreq=$(awk '$2 == "requests" && $3 == "in" {print $1}' "$RL_DIR/wrk.out")
-  [ -n "$nreq" ] && [ "$nreq" -gt 0 ] && awk -v n="$nreq" -v d0="$d0" -v d1="$d1" -v w="$wcpu" -v b="$bcpu" 'BEGIN {
-    d = d1 - d0
-    printf "CPU per request: sluiced %.2f us, wrk %.2f us; sluice bench client %.2f us per decision; sluiced alone on one CPU: about %d req/s\n",
-      1e6 * d / n, 1e6 * w / n, 1e6 * b / 400000, (d > 0 ? n / d : 0) }'
+  nreq=$(awk '/requests in/ {print $1}' "$RL_DIR/wrk.out")
+  echo "CPU per request: sluiced $(us_per "$d0" "$d1" "$nreq") us, wrk $(us_per 0 "$wcpu" "$nreq") us;" \
+    "the sluice bench client $(us_per 0 "$bcpu" "$bn") us per decision"
 else
   echo "skipped sluiced: wrk or sluiced missing"
 fi
